@@ -1,0 +1,38 @@
+"""Neural Field Remesh: fit a neural field to a mesh in a worker process and bring back its
+surface, as one closed solid, at any resolution.
+
+The Blender side (this package) imports only bpy and numpy; the worker (``inr_worker``)
+runs in a separate Python that has torch.
+"""
+from __future__ import annotations
+
+import atexit
+
+import bpy
+
+from . import operators, panel, preferences, properties, runner
+
+classes = (*preferences.classes, *properties.classes, *operators.classes, *panel.classes)
+
+
+@bpy.app.handlers.persistent
+def _stop_jobs_on_load(*_args: object) -> None:
+    runner.stop_all()
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    properties.register()
+    bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
+    atexit.register(runner.stop_all)
+
+
+def unregister() -> None:
+    runner.stop_all()
+    atexit.unregister(runner.stop_all)
+    if _stop_jobs_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_jobs_on_load)
+    properties.unregister()
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,121 @@
+"""Command line: ``python -m inr_worker fit|extract|run|check`` (with the add-on folder on PYTHONPATH)."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import igl
+import numpy as np
+import torch
+
+from . import protocol
+from .field_file import load_field, save_field
+from .jobs import USER_ERRORS, extract, fit, run_job
+from .progress import TerminalProgress
+from .train import pick_device
+
+
+def _read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise OSError(f"{path}: no such file")
+    vertices, triangles = igl.read_triangle_mesh(str(path))[:2]
+    if len(triangles) == 0:
+        raise protocol.ProtocolError(f"{path}: no triangles could be read")
+    return vertices, triangles
+
+
+def _write_mesh(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
+    if path.suffix.lower() not in (".obj", ".ply", ".off", ".stl"):
+        raise OSError(f"{path}: write .obj, .ply, .off or .stl")
+    igl.write_triangle_mesh(str(path), vertices, triangles.astype(np.int64))
+    if not path.is_file():
+        raise OSError(f"{path}: could not be written")
+
+
+def _resolution(text: str) -> int:
+    value = int(text)
+    if not protocol.MIN_RESOLUTION <= value <= protocol.MAX_RESOLUTION:
+        raise argparse.ArgumentTypeError(
+            f"{value} is outside {protocol.MIN_RESOLUTION}..{protocol.MAX_RESOLUTION}")
+    return value
+
+
+def _command_fit(args: argparse.Namespace) -> None:
+    progress = TerminalProgress()
+    started = time.monotonic()
+    vertices, triangles = _read_mesh(args.mesh)
+    field = fit(vertices, triangles, args.preset, args.device, args.steps, args.seed, progress)
+    save_field(args.field, field)
+    print(f"field written to {args.field} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    if args.out:
+        _extract_to(field, args)
+
+
+def _command_extract(args: argparse.Namespace) -> None:
+    _extract_to(load_field(args.field), args)
+
+
+def _extract_to(field, args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress())
+    _write_mesh(args.out, vertices, triangles)
+    print(f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
+          f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
+
+
+def _command_check(args: argparse.Namespace) -> None:
+    device = pick_device(args.device)
+    print(json.dumps({"python": sys.executable, "python_version": platform.python_version(),
+                      "torch": torch.__version__, "device": device.type}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inr_worker", description="Fit neural fields to meshes and extract "
+                                     "their surfaces at any resolution.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    device = dict(choices=protocol.DEVICES, default="AUTO", help="compute device (default AUTO)")
+
+    fit_parser = commands.add_parser("fit", help="fit a field to a mesh (OBJ, PLY, OFF, STL)")
+    fit_parser.add_argument("mesh", type=Path)
+    fit_parser.add_argument("--field", type=Path, required=True, help="where to write the field (.safetensors)")
+    fit_parser.add_argument("--preset", choices=protocol.PRESET_NAMES, default="BALANCED")
+    fit_parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    fit_parser.add_argument("--seed", type=int, default=0)
+    fit_parser.add_argument("--out", type=Path, help="also extract the surface to this mesh file")
+    fit_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
+    fit_parser.add_argument("--device", **device)
+    fit_parser.set_defaults(run=_command_fit)
+
+    extract_parser = commands.add_parser("extract", help="extract a fitted field's surface")
+    extract_parser.add_argument("field", type=Path)
+    extract_parser.add_argument("--out", type=Path, required=True, help="mesh file to write (.obj, .ply, ...)")
+    extract_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
+    extract_parser.add_argument("--device", **device)
+    extract_parser.set_defaults(run=_command_extract)
+
+    run_parser = commands.add_parser("run", help="run a job directory written by the Blender add-on")
+    run_parser.add_argument("job_dir", type=Path)
+
+    check_parser = commands.add_parser("check", help="print the torch version and the device found")
+    check_parser.add_argument("--device", **device)
+    check_parser.set_defaults(run=_command_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return run_job(args.job_dir)
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        print(f"inr_worker: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("inr_worker: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,106 @@
+"""Fit and extract, as library calls and as jobs that Blender starts in a worker process."""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import protocol
+from .extract import NoSurfaceError, extract_surface
+from .field_file import StoredField, load_field, save_field
+from .progress import EventProgress, Progress
+from .sampling import InputError, sample_mesh
+from .train import PRESETS, pick_device, train_field
+
+USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, RuntimeError, OSError)
+
+
+def fit(vertices: np.ndarray, triangles: np.ndarray, preset: str = "BALANCED", device: str = "AUTO",
+        steps: int = 0, seed: int = 0, progress: Progress | None = None) -> StoredField:
+    """Sample the mesh and train a field on it."""
+    progress = progress or Progress()
+    settings = PRESETS[preset]
+    torch_device = pick_device(device)
+    started = time.monotonic()
+    progress.stage("sampling", f"{settings.samples.count} points, {len(triangles)} triangles")
+    frame, points, distances = sample_mesh(vertices, triangles, settings.samples, seed)
+    sampled = time.monotonic()
+    progress.stage("training", f"{steps or settings.steps} steps on {torch_device.type}")
+    model = train_field(points, distances, settings, torch_device, steps, seed, progress.step)
+    trained = time.monotonic()
+    unit_vertices = frame.to_unit(np.asarray(vertices, np.float64))
+    info = {"preset": preset, "device": torch_device.type, "sampling_s": f"{sampled - started:.2f}",
+            "training_s": f"{trained - sampled:.2f}", "torch": torch.__version__}
+    return StoredField(model=model.cpu(), frame=frame, low=unit_vertices.min(0), high=unit_vertices.max(0),
+                       info=info)
+
+
+def extract(field: StoredField, resolution: int, device: str = "AUTO",
+            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates."""
+    progress = progress or Progress()
+    progress.stage("extracting", f"resolution {resolution}")
+    torch_device = pick_device(device)
+    vertices, triangles = extract_surface(field.model.to(torch_device), field.low, field.high, resolution,
+                                          torch_device)
+    return field.frame.from_unit(vertices), triangles
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """End this process when the process that started it is gone."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(3)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def run_job(job_dir: Path) -> int:
+    """Carry out the job in ``job_dir``; returns the exit status (0 done, 1 failed)."""
+    events = protocol.EventWriter(job_dir / protocol.EVENTS_FILE)
+    try:
+        spec = protocol.JobSpec.read(job_dir)
+        if spec.parent_pid:
+            _watch_parent(spec.parent_pid)
+        progress = EventProgress(events)
+        if spec.task == "fit":
+            with np.load(job_dir / spec.mesh) as mesh:
+                vertices, triangles = mesh["vertices"], mesh["triangles"]
+            field = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
+            save_field(job_dir / spec.field, field)
+        else:
+            field = load_field(job_dir / spec.field)
+        vertices, triangles = extract(field, spec.resolution, spec.device, progress)
+        write_surface(job_dir / spec.surface, vertices, triangles)
+        events.emit("done", vertices=len(vertices), triangles=len(triangles))
+        return 0
+    except USER_ERRORS as error:
+        events.emit("error", message=str(error))
+        return 1
+    except Exception as error:  # noqa: BLE001 - anything else is still one readable line for the user
+        events.emit("error", message=f"worker failed: {type(error).__name__}: {error}")
+        raise
+    finally:
+        events.close()
+
+
+def write_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
+    """Write a surface as ``.npz`` (vertices float32, triangles int32), atomically."""
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, vertices=vertices.astype(np.float32), triangles=triangles.astype(np.int32))
+    os.replace(partial, path)

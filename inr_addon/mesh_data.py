@@ -1,0 +1,33 @@
+"""Mesh data in and out of Blender as numpy arrays (``foreach_get`` / ``foreach_set``)."""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+
+def evaluated_triangles(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3) float64 and triangles (T, 3) int64 of the object's evaluated mesh, in object space."""
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        mesh.calc_loop_triangles()
+        vertices = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", vertices)
+        triangles = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+        mesh.loop_triangles.foreach_get("vertices", triangles)
+    finally:
+        evaluated.to_mesh_clear()
+    return vertices.reshape(-1, 3).astype(np.float64), triangles.reshape(-1, 3).astype(np.int64)
+
+
+def fill_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, triangles: np.ndarray) -> None:
+    """Replace the mesh's geometry with the given triangles, smooth shaded; keeps its materials."""
+    mesh.clear_geometry()
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    mesh.loops.add(triangles.size)
+    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(triangles, dtype=np.int32).ravel())
+    mesh.polygons.add(len(triangles))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, triangles.size, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.shade_smooth()

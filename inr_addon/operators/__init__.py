@@ -1,0 +1,7 @@
+"""The add-on's operators, one a file."""
+from .cancel import INR_OT_cancel
+from .check_worker import INR_OT_check_worker
+from .extract_mesh import INR_OT_extract_mesh
+from .fit_mesh import INR_OT_fit_mesh
+
+classes = (INR_OT_fit_mesh, INR_OT_extract_mesh, INR_OT_cancel, INR_OT_check_worker)

@@ -1,0 +1,51 @@
+"""``inr.extract_mesh``: re-extract the stored field of the active object at a new resolution."""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from .. import field_store, mesh_data, runner
+from ..inr_worker import protocol
+from ..preferences import get_preferences, worker_python_setting
+from ..properties import resolution_property
+from .fit_mesh import check_resolution
+from .job_operator import WorkerJobOperator, jobs_root
+
+
+class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
+    """Replace the active object's mesh with its neural field's surface at a new resolution, without training"""
+
+    bl_idname = "inr.extract_mesh"
+    bl_label = "Re-extract Surface"
+    bl_options = {"REGISTER", "UNDO"}
+    action = "Re-extract"
+
+    resolution: resolution_property()
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.mode == "OBJECT"
+
+    def start_job(self, context: bpy.types.Context) -> runner.WorkerJob:
+        target = context.active_object
+        if target is None:
+            raise runner.JobError("no active object; select an object made by Fit")
+        if target.type != "MESH" or not field_store.has_field(target):
+            raise runner.JobError(f"{target.name} has no fitted field; select an object made by Fit")
+        check_resolution(self.resolution)
+        if runner.running(target.name) is not None:
+            raise runner.JobError(f"{target.name} already has a job running")
+        field = field_store.read_field(target)
+        python = runner.worker_python(worker_python_setting(context))
+        spec = protocol.JobSpec(task="extract", resolution=self.resolution, device=get_preferences(context).device)
+        return runner.WorkerJob(jobs_root(), target.name, spec, python, {protocol.FIELD_FILE: field})
+
+    def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
+        target = bpy.data.objects.get(job.key)
+        if target is None:
+            raise runner.JobError(f"the object {job.key} was removed during the extraction")
+        with np.load(job.directory / protocol.SURFACE_FILE) as surface:
+            vertices, triangles = surface["vertices"], surface["triangles"]
+        mesh_data.fill_mesh(target.data, vertices, triangles)
+        target["inr_resolution"] = job.spec.resolution
+        self.report({"INFO"}, f"Re-extracted {target.name} at {job.spec.resolution}: {len(vertices)} vertices")

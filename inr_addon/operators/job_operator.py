@@ -1,0 +1,103 @@
+"""What the Fit and Re-extract operators share: start a worker job, then either wait for it
+(scripts, background mode) or follow it from a modal timer (the UI), and apply its result."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from .. import runner
+from ..inr_worker import protocol
+from ..preferences import ADDON_ID
+
+TIMER_INTERVAL_S = 0.1
+
+
+def jobs_root() -> Path:
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path="jobs", create=True))
+
+
+def redraw_sidebars(context: bpy.types.Context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+class WorkerJobOperator:
+    """Mixin for an operator that runs one worker job. Subclasses define ``start_job`` and ``apply``.
+
+    ``execute`` (scripts) runs the job to its end before returning; ``invoke`` (buttons) follows it
+    from a timer so that Blender stays responsive, and Esc cancels it.
+    """
+
+    action = "job"  # for messages: "Fit", "Re-extract"
+
+    def start_job(self, context: bpy.types.Context) -> runner.WorkerJob:
+        raise NotImplementedError
+
+    def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
+        raise NotImplementedError
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        try:
+            job.wait(self._print_stage if bpy.app.background else None)
+        except KeyboardInterrupt:
+            job.cancel()
+        return self._finish(context, job)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if context.window is None:
+            return self.execute(context)
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        self._job = job
+        self._timer = context.window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        ended = self._job.poll()
+        redraw_sidebars(context)
+        if not ended:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._finish(context, self._job)
+
+    def _start(self, context: bpy.types.Context) -> runner.WorkerJob | None:
+        try:
+            job = self.start_job(context)
+        except (runner.JobError, protocol.ProtocolError) as error:
+            self.report({"ERROR"}, f"{self.action}: {error}")
+            return None
+        runner.start(job)
+        return job
+
+    def _finish(self, context: bpy.types.Context, job: runner.WorkerJob) -> set[str]:
+        try:
+            job.result()
+            self.apply(context, job)
+        except (runner.JobError, protocol.ProtocolError) as error:
+            if str(error) == "cancelled":
+                self.report({"WARNING"}, f"{self.action} cancelled")
+            else:
+                self.report({"ERROR"}, f"{self.action} failed: {error}")
+            return {"CANCELLED"}
+        finally:
+            runner.finish(job)
+        return {"FINISHED"}
+
+    def _print_stage(self, status: runner.Status) -> None:
+        line = status.text()
+        if line != getattr(self, "_last_line", None):
+            self._last_line = line
+            if status.stage != "training" or status.step in (0, status.steps):
+                print(f"inr: {line}", flush=True)
