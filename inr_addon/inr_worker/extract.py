@@ -1,66 +1,123 @@
 """Surface extraction: marching cubes (Lewiner's topology-correct variant) on the field,
-evaluated coarse-to-fine so that only blocks near the surface are sampled densely."""
+evaluated coarse-to-fine so that only cells near the surface are ever evaluated.
+
+The grid is refined like an octree: blocks whose corner values show that the surface may pass
+through them are split in eight, down to single cells. The field is close to a signed distance
+(slope about 1), so a block whose corners all lie farther from zero than ``SAFETY`` times its
+half diagonal cannot hold the surface. Cells next to an active cell across a face where the sign
+changes are added until none is missing, so the surface closes even where that bound fails.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from skimage.measure import marching_cubes
 
-from .model import NeuralField
+from .model import TRUNCATION, NeuralField
 
-BLOCK = 8  # cells per block side in the coarse pass
+MAX_BLOCK = 16  # most cells per block side at the coarsest level
 PAD_CELLS = 2  # empty cells around the bounding box, so that the surface always closes
-SAFETY = 2.0  # a block is refined where |f| at a corner is below SAFETY x its diagonal
+SAFETY = 1.5  # a block is refined where a corner value is below SAFETY x its half diagonal
+CORNERS = np.array([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+FACES = [(axis, side) for axis in range(3) for side in (0, 1)]
 
 
 class NoSurfaceError(ValueError):
     """The field has no zero crossing inside the box."""
 
 
-def _grid_axes(low: np.ndarray, high: np.ndarray, resolution: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """Origin, cell size and block counts of a grid of whole blocks that covers [low, high]."""
-    cell = 1.0 / resolution
-    cells = np.ceil((high - low) / cell).astype(int) + 2 * PAD_CELLS
-    blocks = -(-cells // BLOCK)
-    origin = (low + high) / 2 - blocks * BLOCK * cell / 2
-    return origin, cell, blocks
+def block_size(cell: float) -> int:
+    """Cells per side of the coarsest blocks: the largest power of two whose test the field can answer.
+
+    The field saturates at +-TRUNCATION, so a corner value proves a block empty only while the
+    block's half diagonal, times SAFETY, stays well below the truncation.
+    """
+    block = 1
+    while block * 2 <= MAX_BLOCK and SAFETY * np.sqrt(3) / 2 * block * 2 * cell <= 0.8 * TRUNCATION:
+        block *= 2
+    return block
 
 
-def _points(origin: np.ndarray, cell: float, index: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy((origin + index * cell).astype(np.float32))
+class _Grid:
+    """Field values on a regular grid of points, evaluated only where asked.
+
+    Cells and blocks are named by the flat index of their low corner in the point grid.
+    """
+
+    def __init__(self, model: NeuralField, origin: np.ndarray, cell: float, shape: tuple[int, int, int],
+                 device: torch.device) -> None:
+        self.model, self.origin, self.cell, self.shape, self.device = model, origin, cell, shape, device
+        self.values = np.ones(shape, dtype=np.float32)
+        self.known = np.zeros(shape, dtype=bool)
+        self.strides = np.array([shape[1] * shape[2], shape[2], 1])
+        self.corner_offsets = CORNERS @ self.strides  # (8,)
+
+    def corner_values(self, cells: np.ndarray, size: int) -> np.ndarray:
+        """Values at the 8 corners of cubes of ``size`` cells with low corners ``cells``: (M, 8)."""
+        flat = cells[:, None] + self.corner_offsets * size
+        values, known = self.values.reshape(-1), self.known.reshape(-1)
+        missing = flat[~known[flat]]
+        if len(missing):
+            missing = np.unique(missing)
+            points = self.origin + np.stack(np.unravel_index(missing, self.shape), -1) * self.cell
+            found = self.model.evaluate(torch.from_numpy(points.astype(np.float32)).to(self.device))
+            values[missing] = found.cpu().numpy()
+            known[missing] = True
+        return values[flat]
+
+    def close_cracks(self, cells: np.ndarray) -> np.ndarray:
+        """Add face neighbours of cells across faces with a sign change, until none is missing."""
+        active = np.unique(cells)
+        new = active
+        while len(new):
+            inside = self.corner_values(new, 1) <= 0
+            position = np.stack(np.unravel_index(new, self.shape), -1)
+            candidates = []
+            for axis, side in FACES:
+                on_face = CORNERS[:, axis] == side
+                crossing = inside[:, on_face].any(1) & ~inside[:, on_face].all(1)
+                step = 1 if side else -1
+                # the neighbour's cell must lie inside the grid: its low corner at 0 .. shape - 2
+                target = position[:, axis] + step
+                crossing &= (target >= 0) & (target <= self.shape[axis] - 2)
+                candidates.append(new[crossing] + step * self.strides[axis])
+            new = np.setdiff1d(np.unique(np.concatenate(candidates)), active, assume_unique=True)
+            active = np.union1d(active, new)
+        return active
+
+
+def _may_cross(values: np.ndarray, size: int, cell: float) -> np.ndarray:
+    """Blocks that may hold the surface; at single cells, those where the sign changes."""
+    mixed = (values > 0).any(1) & (values <= 0).any(1)
+    if size == 1:
+        return mixed
+    return mixed | (np.abs(values).min(1) < SAFETY * np.sqrt(3) / 2 * size * cell)
 
 
 def sample_field(model: NeuralField, low: np.ndarray, high: np.ndarray, resolution: int,
                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Values of the field on a grid over [low, high] (unit frame), exact near the surface.
+    """Field values on a grid over [low, high] (unit frame), evaluated coarse-to-fine.
 
-    Returns the volume, the mask of exactly evaluated points, the grid origin and the cell size.
-    Points far from the surface hold +-1 (their side), not the field's value.
+    Returns the values (1.0 where not evaluated), the active cells (M, 3) (low-corner indices of
+    the cells that may hold the surface; all their corners are evaluated), the origin and the cell size.
     """
-    origin, cell, blocks = _grid_axes(low, high, resolution)
-    corner_index = np.stack(np.meshgrid(*(np.arange(b + 1) * BLOCK for b in blocks), indexing="ij"), -1)
-    corners = model.evaluate(_points(origin, cell, corner_index.reshape(-1, 3)).to(device)).cpu().numpy()
-    corners = corners.reshape(*(blocks + 1))
-    block_corners = np.stack([corners[i:i + blocks[0], j:j + blocks[1], k:k + blocks[2]]
-                              for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-    near = np.abs(block_corners).min(0) < SAFETY * BLOCK * cell * np.sqrt(3)
-    mixed = (block_corners > 0).any(0) & (block_corners <= 0).any(0)
-    active = near | mixed
-    side = np.where(block_corners[0] > 0, 1.0, -1.0).astype(np.float32)
-
-    shape = tuple(blocks * BLOCK + 1)
-    volume = np.pad(side.repeat(BLOCK, 0).repeat(BLOCK, 1).repeat(BLOCK, 2), ((0, 1),) * 3, mode="edge")
-    active_cells = active.repeat(BLOCK, 0).repeat(BLOCK, 1).repeat(BLOCK, 2)
-    exact = np.zeros(shape, dtype=bool)
-    for i in (0, 1):
-        for j in (0, 1):
-            for k in (0, 1):
-                exact[i:shape[0] - 1 + i, j:shape[1] - 1 + j, k:shape[2] - 1 + k] |= active_cells
-    index = np.argwhere(exact)
-    if len(index):
-        values = model.evaluate(_points(origin, cell, index).to(device)).cpu().numpy()
-        volume[exact] = values
-    return volume, exact, origin, cell
+    cell = 1.0 / resolution
+    block = block_size(cell)
+    blocks = -(-(np.ceil((high - low) / cell).astype(int) + 2 * PAD_CELLS) // block)
+    origin = (low + high) / 2 - blocks * block * cell / 2
+    grid = _Grid(model, origin, cell, tuple(int(n) for n in blocks * block + 1), device)
+    starts = np.meshgrid(*(np.arange(n) * block for n in blocks), indexing="ij")
+    cells = np.ravel_multi_index([start.ravel() for start in starts], grid.shape)
+    size = block
+    while True:
+        cells = cells[_may_cross(grid.corner_values(cells, size), size, cell)]
+        if size == 1:
+            break
+        size //= 2
+        cells = (cells[:, None] + grid.corner_offsets * size).reshape(-1)
+    if len(cells):
+        cells = grid.close_cracks(cells)
+    return grid.values, np.stack(np.unravel_index(cells, grid.shape), -1), origin, cell
 
 
 def extract_surface(model: NeuralField, low: np.ndarray, high: np.ndarray, resolution: int,
@@ -70,16 +127,19 @@ def extract_surface(model: NeuralField, low: np.ndarray, high: np.ndarray, resol
     ``resolution`` is the number of cells along the longest side of [low, high].
     Returns vertices (V, 3) float64 and outward-wound triangles (T, 3) int64.
     """
-    volume, exact, origin, cell = sample_field(model, low, high, resolution, device)
+    values, cells, origin, cell = sample_field(model, low, high, resolution, device)
     # The outer layer is outside by construction: the surface closes even where the field errs.
     for axis in range(3):
         for end in (0, -1):
             face = [slice(None)] * 3
             face[axis] = end
-            volume[tuple(face)] = np.maximum(volume[tuple(face)], cell)
-    if not (volume < 0).any():
+            values[tuple(face)] = np.maximum(values[tuple(face)], cell)
+    inside = values[tuple(cells.T)] <= 0 if len(cells) else np.zeros(0, bool)
+    if not inside.any():
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")
-    vertices, triangles, _, _ = marching_cubes(volume, 0.0, spacing=(cell, cell, cell), mask=exact,
+    mask = np.zeros(values.shape, dtype=bool)
+    mask[tuple((cells + 1).T)] = True  # skimage processes cell c where mask[c + 1] is set
+    vertices, triangles, _, _ = marching_cubes(values, 0.0, spacing=(cell, cell, cell), mask=mask,
                                                method="lewiner", allow_degenerate=False)
     vertices = vertices.astype(np.float64) + origin
     triangles = triangles.astype(np.int64)

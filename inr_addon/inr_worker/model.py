@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DOMAIN_HALF_EXTENT = 0.6  # the grids cover [-0.6, 0.6]^3 of the unit frame
+TRUNCATION = 0.1  # the field learns the signed distance clamped to +-TRUNCATION (unit frame)
 
 
 @dataclasses.dataclass(frozen=True)

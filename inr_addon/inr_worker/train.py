@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .model import FieldConfig, NeuralField
+from .model import TRUNCATION, FieldConfig, NeuralField
 from .sampling import SampleConfig
 
 
@@ -23,7 +23,6 @@ class Preset:
     batch: int = 16_384
     learning_rate: float = 5e-3
     final_learning_rate: float = 2e-4
-    truncation: float = 0.1  # targets are clamped to +-truncation (unit frame)
 
 
 PRESETS: dict[str, Preset] = {
@@ -58,7 +57,7 @@ def train_field(points: np.ndarray, distances: np.ndarray, preset: Preset, devic
     fused = device.type in ("cpu", "cuda")
     optimiser = torch.optim.Adam(model.parameters(), lr=preset.learning_rate, fused=fused)
     all_points = torch.from_numpy(points).to(device)
-    all_targets = torch.from_numpy(distances).to(device).clamp(-preset.truncation, preset.truncation)
+    all_targets = torch.from_numpy(distances).to(device).clamp(-TRUNCATION, TRUNCATION)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = min(preset.batch, len(all_points))
     for step in range(steps):

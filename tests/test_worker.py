@@ -1,0 +1,140 @@
+"""The worker on its own: sampling, training, extraction, field files and the CLI (real torch)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import igl
+import numpy as np
+import pytest
+import torch
+
+from conftest import MESHES, ROOT
+from inr_addon.inr_worker import extract as extraction
+from inr_addon.inr_worker import protocol, sampling
+from inr_addon.inr_worker.field_file import load_field, save_field
+from inr_addon.inr_worker.jobs import extract, fit
+from meshmetrics import compare_arrays, edge_counts
+
+WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
+
+
+def read(name: str) -> tuple[np.ndarray, np.ndarray]:
+    vertices, triangles = igl.read_triangle_mesh(str(MESHES / name))[:2]
+    return vertices, triangles
+
+
+@pytest.fixture(scope="module")
+def bunny_field():
+    vertices, triangles = read("bunny_closed_lowres.obj")
+    return vertices, triangles, fit(vertices, triangles, preset="FAST", steps=120)
+
+
+def test_unit_frame_round_trip():
+    points = np.random.default_rng(0).normal(size=(50, 3)) * 1e7 + 3e7
+    frame = sampling.UnitFrame.of(points)
+    unit = frame.to_unit(points)
+    assert np.isclose(np.ptp(unit, axis=0).max(), 1.0)
+    assert np.allclose(frame.from_unit(unit), points)
+
+
+def test_winding_number_signs_give_an_open_cube_an_inside():
+    vertices, triangles = read("cube_no_bottom.obj")
+    frame = sampling.UnitFrame.of(vertices)
+    unit = frame.to_unit(vertices)
+    distances = sampling.signed_distance(unit, triangles, np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.58]]))
+    assert distances[0] < -0.4  # the centre is inside although the bottom is missing
+    assert distances[1] > 0.05
+
+
+@pytest.mark.parametrize("vertices, triangles, message", [
+    (np.zeros((3, 3)), np.zeros((0, 3), int), "no faces"),
+    (np.array([[0, 0, 0], [1, 0, 0], [np.nan, 1, 0]]), np.array([[0, 1, 2]]), "NaN"),
+    (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), np.array([[0, 1, 3]]), "missing vertices"),
+    (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]), np.array([[0, 1, 2], [1, 3, 2]]), "no surface found"),
+])
+def test_unusable_meshes_are_refused_with_a_message(vertices, triangles, message):
+    with pytest.raises(sampling.InputError, match=message):
+        sampling.sample_mesh(vertices, triangles, sampling.SampleConfig(count=2000))
+
+
+def test_fit_gives_a_closed_manifold_outward_solid(bunny_field):
+    vertices, triangles, field = bunny_field
+    surface_vertices, surface_triangles = extract(field, 64)
+    metrics = compare_arrays(vertices, triangles, surface_vertices, surface_triangles, samples=20_000)
+    assert metrics["boundary_edges"] == 0 and metrics["nonmanifold_edges"] == 0
+    assert metrics["signed_volume"] > 0
+    assert metrics["iou"] > 0.9
+    assert metrics["chamfer_l1"] < 0.01
+
+
+def test_finer_resolution_gives_a_finer_surface(bunny_field):
+    _, _, field = bunny_field
+    coarse_vertices, _ = extract(field, 32)
+    fine_vertices, fine_triangles = extract(field, 96)
+    assert len(fine_vertices) > 4 * len(coarse_vertices)
+    assert edge_counts(fine_triangles) == (0, 0)
+
+
+def test_coarse_to_fine_finds_every_cell_that_dense_evaluation_crosses(bunny_field):
+    _, _, field = bunny_field
+    values, cells, origin, cell = extraction.sample_field(field.model, field.low, field.high, 160,
+                                                          torch.device("cpu"))
+    index = np.stack(np.meshgrid(*(np.arange(n) for n in values.shape), indexing="ij"), -1).reshape(-1, 3)
+    dense = field.model.evaluate(torch.from_numpy((origin + index * cell).astype(np.float32))).numpy()
+    dense = dense.reshape(values.shape)
+    inside = dense <= 0
+    corners = [inside[i:i + values.shape[0] - 1, j:j + values.shape[1] - 1, k:k + values.shape[2] - 1]
+               for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    crossed = np.argwhere(np.any(corners, 0) & ~np.all(corners, 0))
+    assert len(crossed) > 1000
+    assert {tuple(c) for c in crossed} <= {tuple(c) for c in cells}
+    assert len(cells) < 0.1 * np.prod(np.array(values.shape) - 1)  # most of the grid was never evaluated
+    corner_points = tuple((cells[:, None, :] + extraction.CORNERS).reshape(-1, 3).T)
+    assert np.allclose(values[corner_points], dense[corner_points], atol=1e-5)
+
+
+def test_field_file_round_trip(bunny_field, tmp_path):
+    _, _, field = bunny_field
+    save_field(tmp_path / "f.safetensors", field)
+    loaded = load_field(tmp_path / "f.safetensors")
+    points = torch.rand(1000, 3) - 0.5
+    assert torch.allclose(loaded.model.evaluate(points), field.model.evaluate(points), atol=1e-3)
+    assert np.allclose(loaded.frame.centre, field.frame.centre) and loaded.frame.scale == field.frame.scale
+    data = bytearray((tmp_path / "f.safetensors").read_bytes())
+    (tmp_path / "broken.safetensors").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(protocol.ProtocolError, match="re-fit"):
+        load_field(tmp_path / "broken.safetensors")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inr_worker", *args], env=WORKER_ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_fits_and_extracts_an_open_mesh(tmp_path):
+    field_path, out = tmp_path / "cube.safetensors", tmp_path / "cube.ply"
+    fitted = run_cli("fit", str(MESHES / "cube_no_bottom.obj"), "--field", str(field_path), "--preset", "FAST",
+                     "--steps", "60", "--out", str(tmp_path / "cube.obj"), "--resolution", "32")
+    assert fitted.returncode == 0, fitted.stderr
+    assert "step 60/60" in fitted.stderr
+    extracted = run_cli("extract", str(field_path), "--resolution", "48", "--out", str(out))
+    assert extracted.returncode == 0, extracted.stderr
+    vertices, triangles = igl.read_triangle_mesh(str(out))[:2]
+    assert edge_counts(triangles) == (0, 0) and len(triangles) > 1000
+
+
+def test_cli_bad_input_is_one_line_and_non_zero(tmp_path):
+    missing = run_cli("fit", str(tmp_path / "nothing.obj"), "--field", str(tmp_path / "f.safetensors"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [f"inr_worker: error: {tmp_path / 'nothing.obj'}: no such file"]
+    (tmp_path / "junk.safetensors").write_bytes(b"not a field")
+    junk = run_cli("extract", str(tmp_path / "junk.safetensors"), "--out", str(tmp_path / "x.obj"))
+    assert junk.returncode == 1 and "re-fit" in junk.stderr and len(junk.stderr.strip().splitlines()) == 1
+
+
+def test_cli_check_reports_torch():
+    checked = run_cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert f'"torch": "{torch.__version__}"' in checked.stdout
