@@ -1,0 +1,200 @@
+"""The extension in real Blender (the bpy wheel), installed from the built zip, with the real worker."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import MESHES, ROOT, built_zip
+from inr_addon.inr_worker import protocol
+from meshmetrics import compare_arrays, edge_counts
+
+ADDON = "bl_ext.user_default.inr_addon"
+
+
+def mesh_arrays(obj) -> tuple[np.ndarray, np.ndarray]:
+    mesh = obj.data
+    mesh.calc_loop_triangles()
+    vertices = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", vertices)
+    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", triangles)
+    return vertices.reshape(-1, 3), triangles.reshape(-1, 3)
+
+
+def scene_state(bpy) -> list[tuple]:
+    """Names, types and sizes of everything a failed operator must leave alone."""
+    objects = [(o.name, o.type, len(o.data.vertices) if o.type == "MESH" else 0, tuple(o.matrix_world.col[3]))
+               for o in bpy.data.objects]
+    return sorted(objects) + [("meshes", len(bpy.data.meshes)), ("images", len(bpy.data.images))]
+
+
+def worker_processes() -> list[psutil.Process]:
+    return psutil.Process().children(recursive=True)
+
+
+def jobs_left(bpy) -> list[Path]:
+    root = Path(bpy.utils.extension_path_user(ADDON, path="jobs", create=True))
+    return list(root.iterdir())
+
+
+def import_obj(bpy, name: str):
+    bpy.ops.wm.obj_import(filepath=str(MESHES / name))
+    return bpy.context.active_object
+
+
+def test_installed_from_the_zip_into_a_temporary_profile(addon):
+    module = addon.context.preferences.addons[ADDON].module
+    import sys
+    path = Path(sys.modules[module].__file__).resolve()
+    assert ROOT not in path.parents  # runs from the installed copy, not the source tree
+    names = zipfile.ZipFile(built_zip()).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names and "inr_worker/cli.py" in names
+    assert not [n for n in names if n.endswith((".obj", ".ply", ".png", ".blend")) or n.startswith("tests/")]
+
+
+def test_fit_extract_save_reopen(scene, tmp_path):
+    bpy = pytest.importorskip("bpy")
+    source = import_obj(bpy, "bunny_closed_lowres.obj")
+    source.location = (1.0, 2.0, 3.0)
+    source_arrays = mesh_arrays(source)
+
+    assert bpy.ops.inr.fit_mesh(resolution=48, preset="FAST", steps=150) == {"FINISHED"}
+    result = bpy.context.active_object
+    assert result.name == source.name + "_inr" and result.select_get() and not source.select_get()
+    assert result.users_collection[0] == source.users_collection[0]
+    assert np.allclose(np.array(result.matrix_world), np.array(source.matrix_world))
+    assert np.array_equal(mesh_arrays(source)[0], source_arrays[0])  # the source is untouched
+    vertices, triangles = mesh_arrays(result)
+    metrics = compare_arrays(*source_arrays, vertices, triangles, samples=20_000)
+    assert metrics["boundary_edges"] == 0 and metrics["nonmanifold_edges"] == 0
+    assert metrics["signed_volume"] > 0
+    assert metrics["iou"] > 0.9, metrics
+    assert not worker_processes() and not jobs_left(bpy)
+
+    coarse = len(result.data.vertices)
+    assert bpy.ops.inr.extract_mesh(resolution=96) == {"FINISHED"}
+    fine = len(result.data.vertices)
+    assert fine > 3 * coarse and result["inr_resolution"] == 96
+    assert edge_counts(mesh_arrays(result)[1]) == (0, 0)
+
+    path, name = tmp_path / "fitted.blend", result.name
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reopened = bpy.data.objects[name]
+    bpy.context.view_layer.objects.active = reopened
+    assert len(reopened.data.vertices) == fine
+    assert bpy.ops.inr.extract_mesh(resolution=32) == {"FINISHED"}
+    assert len(reopened.data.vertices) < coarse
+    assert not worker_processes() and not jobs_left(bpy)
+
+
+def test_fit_uses_the_evaluated_mesh(scene):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.mesh.primitive_cube_add(size=2.0)
+    cube = bpy.context.active_object
+    modifier = cube.modifiers.new("half", "BOOLEAN")
+    bpy.ops.mesh.primitive_cube_add(size=2.0, location=(0, 0, 1.5))
+    cutter = bpy.context.active_object
+    cutter.hide_set(True)
+    modifier.object = cutter
+    bpy.context.view_layer.objects.active = cube
+    assert bpy.ops.inr.fit_mesh(resolution=32, preset="FAST", steps=60) == {"FINISHED"}
+    vertices, _ = mesh_arrays(bpy.context.active_object)
+    assert vertices[:, 2].max() < 0.6  # the boolean cut the top half away: the field saw that
+    assert len(cube.data.vertices) == 8
+
+
+def write_field(tmp_path, **metadata) -> bytes:
+    path = tmp_path / "f.safetensors"
+    protocol.write_safetensors(path, {}, metadata)
+    return path.read_bytes()
+
+
+def _nothing_active(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.view_layer.objects.active = None
+    return "inr.fit_mesh", {}, "no active object"
+
+
+def _camera(bpy, tmp_path):
+    bpy.ops.object.camera_add()
+    return "inr.fit_mesh", {}, "is a camera, not a mesh"
+
+
+def _resolution_low(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    return "inr.fit_mesh", {"resolution": 8}, "resolution 8 is outside 16 to 2048"
+
+
+def _resolution_high(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    return "inr.fit_mesh", {"resolution": 4096}, "resolution 4096 is outside 16 to 2048"
+
+
+def _flat_plane(bpy, tmp_path):
+    bpy.ops.mesh.primitive_plane_add()
+    return "inr.fit_mesh", {"steps": 5}, "no surface found"
+
+
+def _no_faces(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.delete(type="ONLY_FACE")
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return "inr.fit_mesh", {}, "has no faces"
+
+
+def _extract_without_field(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    return "inr.extract_mesh", {}, "has no fitted field"
+
+
+def _extract_corrupt_field(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object["_inr_field"] = b"\x00garbage"
+    return "inr.extract_mesh", {}, "damaged.*re-fit this object"
+
+
+def _extract_other_version(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object["_inr_field"] = write_field(tmp_path, format=protocol.FIELD_FORMAT, format_version="99")
+    return "inr.extract_mesh", {}, "version 99.*re-fit this object"
+
+
+def _missing_python(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.preferences.addons[ADDON].preferences.python_path = str(tmp_path / "no-python")
+    return "inr.fit_mesh", {}, "no-python does not exist.*Worker Python"
+
+
+@pytest.mark.parametrize("case", [_nothing_active, _camera, _resolution_low, _resolution_high, _flat_plane,
+                                  _no_faces, _extract_without_field, _extract_corrupt_field,
+                                  _extract_other_version, _missing_python])
+def test_bad_input_is_one_clear_error_and_changes_nothing(scene, tmp_path, case):
+    bpy = pytest.importorskip("bpy")
+    operator, arguments, message = case(bpy, tmp_path)
+    before = scene_state(bpy)
+    try:
+        with pytest.raises(RuntimeError, match=message) as raised:
+            getattr(bpy.ops.inr, operator.split(".")[1])(**arguments)
+    finally:
+        bpy.context.preferences.addons[ADDON].preferences.python_path = ""
+    assert "Traceback" not in str(raised.value) and len(str(raised.value).strip().splitlines()) == 1
+    assert scene_state(bpy) == before
+    assert not worker_processes() and not jobs_left(bpy)
+
+
+def test_check_worker_reports_torch(addon):
+    import torch
+    assert addon.ops.inr.check_worker() == {"FINISHED"}
+    assert torch.__version__  # the same Python runs the worker here
+
+
+def test_panel_draws_in_the_sidebar(addon):
+    panel = addon.types.VIEW3D_PT_inr_neural_field
+    assert panel.bl_category == "Neural Field" and panel.bl_region_type == "UI"
