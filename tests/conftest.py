@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("INR_SHARED", ROOT.parent / "shared"))
 MESHES = SHARED / "data" / "meshes"
-sys.path.insert(0, str(SHARED / "tools"))
+if not (SHARED / "tools" / "meshmetrics.py").is_file():
+    raise pytest.UsageError(f"the shared data and tools are missing at {SHARED}: check out the project beside "
+                            "its shared/ folder, or set INR_SHARED")
+sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts")]
 
-# Set before bpy is imported anywhere, so that no test touches a real Blender profile.
-_PROFILE = tempfile.mkdtemp(prefix="inr_addon_profile_")
-os.environ["BLENDER_USER_RESOURCES"] = _PROFILE
+from headless import start_blender  # noqa: E402
 
 
 def built_zip() -> Path:
@@ -28,19 +28,12 @@ def built_zip() -> Path:
 
 @pytest.fixture(scope="session")
 def addon():
-    """The add-on installed from dist/ into the temporary profile and enabled; yields bpy."""
-    import bpy
-
-    result = bpy.ops.extensions.package_install_files(
-        filepath=str(built_zip()), repo="user_default", enable_on_install=True)
-    assert result == {"FINISHED"}
-    assert "bl_ext.user_default.inr_addon" in bpy.context.preferences.addons
-    yield bpy
+    """The add-on installed from dist/ into a temporary profile and enabled; yields bpy."""
+    yield start_blender(built_zip())
 
 
 @pytest.fixture
 def scene(addon):
     """An empty scene for each test."""
-    bpy = addon
-    bpy.ops.wm.read_homefile(use_empty=True)
-    return bpy.context.scene
+    addon.ops.wm.read_homefile(use_empty=True)
+    return addon.context.scene

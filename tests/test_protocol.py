@@ -6,7 +6,6 @@ import struct
 
 import pytest
 
-from conftest import ROOT  # noqa: F401  (puts the shared tools on sys.path)
 from inr_addon.inr_worker import protocol
 
 
