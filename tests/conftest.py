@@ -14,7 +14,8 @@ MESHES = SHARED / "data" / "meshes"
 if not (SHARED / "tools" / "meshmetrics.py").is_file():
     raise pytest.UsageError(f"the shared data and tools are missing at {SHARED}: check out the project beside "
                             "its shared/ folder, or set INR_SHARED")
-sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts")]
+# The worker package is imported as the worker process imports it, without the Blender package.
+sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
 from headless import start_blender  # noqa: E402
 

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from conftest import MESHES, ROOT, built_zip
-from inr_addon.inr_worker import protocol
+from inr_worker import protocol
 from meshmetrics import compare_arrays, edge_counts
 
 ADDON = "bl_ext.user_default.inr_addon"

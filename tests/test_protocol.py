@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from inr_addon.inr_worker import protocol
+from inr_worker import protocol
 
 
 def test_safetensors_round_trip(tmp_path):

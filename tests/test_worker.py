@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import MESHES, ROOT
-from inr_addon.inr_worker import extract as extraction
-from inr_addon.inr_worker import protocol, sampling
-from inr_addon.inr_worker.field_file import load_field, save_field
-from inr_addon.inr_worker.jobs import extract, fit
+from inr_worker import extract as extraction
+from inr_worker import protocol, sampling
+from inr_worker.field_file import load_field, save_field
+from inr_worker.jobs import extract, fit
 from meshmetrics import compare_arrays, edge_counts
 
 WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
