@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
-from headless import start_blender  # noqa: E402
+from headless import mesh_arrays, start_blender  # noqa: E402
 from inr_worker.protocol import read_safetensors  # noqa: E402
 from meshmetrics import compare_arrays  # noqa: E402
 
@@ -38,16 +38,6 @@ def new_object(bpy, name: str, vertices: np.ndarray, triangles: np.ndarray):
     obj = bpy.data.objects.new(name, mesh)
     bpy.context.scene.collection.objects.link(obj)
     return obj
-
-
-def object_arrays(obj) -> tuple[np.ndarray, np.ndarray]:
-    mesh = obj.data
-    mesh.calc_loop_triangles()
-    vertices = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", vertices)
-    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
-    mesh.loop_triangles.foreach_get("vertices", triangles)
-    return vertices.reshape(-1, 3).astype(np.float64), triangles.reshape(-1, 3).astype(np.int64)
 
 
 def scores(reference: tuple, candidate: tuple) -> dict:
@@ -67,7 +57,7 @@ def run_voxel_remesh(bpy, source, resolution: int) -> tuple[dict, tuple]:
     bpy.context.view_layer.objects.active = remeshed
     bpy.ops.object.modifier_apply(modifier="remesh")
     elapsed = time.monotonic() - started
-    arrays = object_arrays(remeshed)
+    arrays = mesh_arrays(remeshed)
     bpy.data.objects.remove(remeshed)
     return {"wall_s": elapsed}, arrays
 
@@ -97,7 +87,7 @@ def bench_mesh(bpy, path: Path, presets: list[str], resolution: int, reextract: 
                "fit_s": float(info["sampling_s"]) + float(info["training_s"]),
                "sampling_s": float(info["sampling_s"]), "training_s": float(info["training_s"]),
                "wall_s": fit_wall, "field_MB": len(field) / 1e6,
-               **scores(reference, object_arrays(result))}
+               **scores(reference, mesh_arrays(result))}
         started = time.monotonic()
         bpy.ops.inr.extract_mesh(resolution=reextract)
         row[f"reextract_{reextract}_s"] = time.monotonic() - started

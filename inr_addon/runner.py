@@ -22,6 +22,7 @@ from .inr_worker import protocol
 
 WORKER_DIR = Path(__file__).resolve().parent  # holds the inr_worker package
 CANCEL_GRACE_S = 1.5  # after this, a cancelled worker is killed
+PREFERENCES_PATH = "Preferences > Add-ons > Neural Field Remesh > Worker Python"
 
 
 class JobError(RuntimeError):
@@ -33,15 +34,13 @@ def worker_python(configured: str) -> str:
     if configured:
         path = Path(os.path.expanduser(configured))
         if not path.is_file():
-            raise JobError(f"worker Python {path} does not exist; set a Python with torch in "
-                           "Preferences > Add-ons > Neural Field Remesh > Worker Python")
+            raise JobError(f"worker Python {path} does not exist; set a Python with torch in {PREFERENCES_PATH}")
         if not os.access(path, os.X_OK):
-            raise JobError(f"worker Python {path} is not executable; set a Python with torch in "
-                           "Preferences > Add-ons > Neural Field Remesh > Worker Python")
+            raise JobError(f"worker Python {path} is not executable; set a Python with torch in {PREFERENCES_PATH}")
         return str(path)
     if importlib.util.find_spec("torch") is None:
         raise JobError(f"Blender's Python ({sys.executable}) has no torch; set a Python with torch in "
-                       "Preferences > Add-ons > Neural Field Remesh > Worker Python")
+                       f"{PREFERENCES_PATH}")
     return sys.executable
 
 
@@ -86,6 +85,7 @@ class WorkerJob:
                  inputs: dict[str, bytes | dict[str, np.ndarray]]) -> None:
         self.key = key
         self.spec = spec
+        self.python = python
         self.status = Status()
         self.directory = jobs_root / f"{spec.task}-{uuid.uuid4().hex[:12]}"
         self._events: protocol.EventReader | None = None
@@ -177,13 +177,16 @@ class WorkerJob:
 
     def _crash_message(self) -> str:
         code = self._process.returncode
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         try:
             lines = (self.directory / protocol.LOG_FILE).read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
-        last = f": {lines[-1]}" if lines else ""
-        return f"the worker process {how}{last}"
+        last = lines[-1] if lines else ""
+        if last.startswith("ModuleNotFoundError:"):
+            return (f"the worker Python {self.python} cannot import what the worker needs ({last.split(': ', 1)[1]}); "
+                    f"install requirements-worker.txt into it, or set another Worker Python in {PREFERENCES_PATH}")
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        return f"the worker process {how}" + (f": {last}" if last else "")
 
 
 _running: dict[str, WorkerJob] = {}

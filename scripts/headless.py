@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ADDON = "bl_ext.user_default.inr_addon"
 
 
@@ -22,3 +24,14 @@ def start_blender(zip_path: Path):
     if result != {"FINISHED"} or ADDON not in bpy.context.preferences.addons:
         raise RuntimeError(f"could not install and enable {zip_path}")
     return bpy
+
+
+def mesh_arrays(obj) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3) float64 and triangles (T, 3) int64 of a mesh object's own data, object space."""
+    mesh = obj.data
+    mesh.calc_loop_triangles()
+    vertices = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", vertices)
+    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("vertices", triangles)
+    return vertices.reshape(-1, 3).astype(np.float64), triangles.reshape(-1, 3).astype(np.int64)

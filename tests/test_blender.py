@@ -9,20 +9,11 @@ import psutil
 import pytest
 
 from conftest import MESHES, ROOT, built_zip
+from headless import mesh_arrays
 from inr_worker import protocol
 from meshmetrics import compare_arrays, edge_counts
 
 ADDON = "bl_ext.user_default.inr_addon"
-
-
-def mesh_arrays(obj) -> tuple[np.ndarray, np.ndarray]:
-    mesh = obj.data
-    mesh.calc_loop_triangles()
-    vertices = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", vertices)
-    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
-    mesh.loop_triangles.foreach_get("vertices", triangles)
-    return vertices.reshape(-1, 3), triangles.reshape(-1, 3)
 
 
 def scene_state(bpy) -> list[tuple]:

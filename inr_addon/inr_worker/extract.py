@@ -17,7 +17,7 @@ from .model import TRUNCATION, NeuralField
 
 MAX_BLOCK = 16  # most cells per block side at the coarsest level
 PAD_CELLS = 2  # empty cells around the bounding box, so that the surface always closes
-SAFETY = 1.5  # a block is refined where a corner value is below SAFETY x its half diagonal
+SAFETY = 1.2  # a block is refined where a corner value is below SAFETY x its half diagonal
 CORNERS = np.array([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 FACES = [(axis, side) for axis in range(3) for side in (0, 1)]
 
@@ -49,16 +49,19 @@ class _Grid:
         self.model, self.origin, self.cell, self.shape, self.device = model, origin, cell, shape, device
         self.values = np.ones(shape, dtype=np.float32)
         self.known = np.zeros(shape, dtype=bool)
+        self._pending = np.zeros(shape, dtype=bool)  # scratch, for de-duplicating points without a sort
         self.strides = np.array([shape[1] * shape[2], shape[2], 1])
         self.corner_offsets = CORNERS @ self.strides  # (8,)
 
     def corner_values(self, cells: np.ndarray, size: int) -> np.ndarray:
         """Values at the 8 corners of cubes of ``size`` cells with low corners ``cells``: (M, 8)."""
         flat = cells[:, None] + self.corner_offsets * size
-        values, known = self.values.reshape(-1), self.known.reshape(-1)
+        values, known, pending = self.values.reshape(-1), self.known.reshape(-1), self._pending.reshape(-1)
         missing = flat[~known[flat]]
         if len(missing):
-            missing = np.unique(missing)
+            pending[missing] = True
+            missing = np.flatnonzero(pending)
+            pending[missing] = False
             points = self.origin + np.stack(np.unravel_index(missing, self.shape), -1) * self.cell
             found = self.model.evaluate(torch.from_numpy(points.astype(np.float32)).to(self.device))
             values[missing] = found.cpu().numpy()

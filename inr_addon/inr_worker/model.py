@@ -48,8 +48,8 @@ class NeuralField(nn.Module):
             for grid in self.grids]
         return self.mlp(torch.cat(features).T).squeeze(-1)
 
-    @torch.no_grad()
-    def evaluate(self, points: torch.Tensor, batch: int = 262_144) -> torch.Tensor:
+    @torch.inference_mode()
+    def evaluate(self, points: torch.Tensor, batch: int = 65_536) -> torch.Tensor:
         """Evaluate many points in batches, without autograd."""
         return torch.cat([self(points[start:start + batch]) for start in range(0, len(points), batch)]) \
             if len(points) else points.new_zeros(0)

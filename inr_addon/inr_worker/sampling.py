@@ -88,9 +88,9 @@ def signed_distance(vertices: np.ndarray, triangles: np.ndarray, points: np.ndar
 class SampleConfig:
     """How many samples, and how they are spread."""
 
-    count: int = 300_000
+    count: int = 400_000
     near_fraction: float = 0.45  # surface points moved by N(0, near_sigma)
-    near_sigma: float = 0.003
+    near_sigma: float = 0.001
     mid_fraction: float = 0.35  # surface points moved by N(0, mid_sigma)
     mid_sigma: float = 0.03
     # the rest: uniform in the field's domain

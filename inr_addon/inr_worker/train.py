@@ -21,15 +21,15 @@ class Preset:
     samples: SampleConfig
     steps: int
     batch: int = 16_384
-    learning_rate: float = 5e-3
+    learning_rate: float = 1e-2
     final_learning_rate: float = 2e-4
 
 
 PRESETS: dict[str, Preset] = {
-    "FAST": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 96)), SampleConfig(count=150_000), steps=150),
-    "BALANCED": Preset(FieldConfig(), SampleConfig(count=300_000), steps=400),
-    "QUALITY": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 128, 192)), SampleConfig(count=600_000),
-                      steps=1200),
+    "FAST": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 96)), SampleConfig(count=150_000), steps=200),
+    "BALANCED": Preset(FieldConfig(), SampleConfig(count=400_000), steps=700),
+    "QUALITY": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 128, 192)), SampleConfig(count=800_000),
+                      steps=1600),
 }
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss

@@ -46,6 +46,10 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         if runner.running(source.name) is not None:
             raise runner.JobError(f"{source.name} is already being fitted")
         python = runner.worker_python(worker_python_setting(context))
+        others = [obj.name for obj in context.selected_objects if obj != source]
+        if others:
+            self.report({"INFO"}, f"Fitting the active object {source.name}; {len(others)} other selected "
+                                  f"object(s) are not used")
         vertices, triangles = mesh_data.evaluated_triangles(source, context.evaluated_depsgraph_get())
         if len(triangles) == 0:
             raise runner.JobError(f"{source.name} has no faces")
