@@ -1,7 +1,7 @@
 """Benchmark: the add-on's Fit and Re-extract, run through Blender's operators, beside Blender's own
 Voxel Remesh at the same resolution, scored with ../shared/tools/meshmetrics.py.
 
-    python bench/bench.py --zip dist/inr_addon-<version>.zip --out out/bench [--presets BALANCED]
+    python bench/bench.py --zip dist/inr_addon-<version>.zip --out out/bench [--presets FAST ...]
         [--meshes spot.obj ...] [--resolution 256] [--reextract 512]
 
 Writes results.json and results.md (a Markdown table) to --out. Fit time is the worker's own
@@ -114,7 +114,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zip", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
-    parser.add_argument("--presets", nargs="+", default=["BALANCED"])
+    parser.add_argument("--presets", nargs="+",
+                        help="presets to run on every mesh (default: all three on the closed meshes, "
+                             "BALANCED on the open ones)")
     parser.add_argument("--meshes", nargs="+", default=CLOSED + OPEN)
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--reextract", type=int, default=512)
@@ -123,7 +125,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.meshes:
-        rows += bench_mesh(bpy, SHARED / "data" / "meshes" / name, args.presets, args.resolution, args.reextract)
+        presets = args.presets or (["FAST", "BALANCED", "QUALITY"] if name in CLOSED else ["BALANCED"])
+        rows += bench_mesh(bpy, SHARED / "data" / "meshes" / name, presets, args.resolution, args.reextract)
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))
         (args.out / "results.md").write_text(markdown(rows, args.reextract))
     print(markdown(rows, args.reextract))

@@ -140,6 +140,12 @@ def _no_faces(bpy, tmp_path):
     return "inr.fit_mesh", {}, "has no faces"
 
 
+def _nan_vertex(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object.data.vertices[0].co.x = float("nan")
+    return "inr.fit_mesh", {}, "has vertices with NaN or infinite coordinates"
+
+
 def _extract_without_field(bpy, tmp_path):
     bpy.ops.mesh.primitive_cube_add()
     return "inr.extract_mesh", {}, "has no fitted field"
@@ -164,7 +170,7 @@ def _missing_python(bpy, tmp_path):
 
 
 @pytest.mark.parametrize("case", [_nothing_active, _camera, _resolution_low, _resolution_high, _flat_plane,
-                                  _no_faces, _extract_without_field, _extract_corrupt_field,
+                                  _no_faces, _nan_vertex, _extract_without_field, _extract_corrupt_field,
                                   _extract_other_version, _missing_python])
 def test_bad_input_is_one_clear_error_and_changes_nothing(scene, tmp_path, case):
     bpy = pytest.importorskip("bpy")

@@ -195,3 +195,30 @@ def test_with_several_selected_the_active_one_is_fitted(scene):
     assert len(bpy.context.selected_objects) == 2
     assert bpy.ops.inr.fit_mesh(resolution=16, preset="FAST", steps=40) == {"FINISHED"}
     assert bpy.context.active_object.name == "Sphere_inr"
+
+
+def test_loading_a_file_ends_running_jobs_and_removes_their_files(scene):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.mesh.primitive_monkey_add()
+    job = start_long_fit(bpy, "Suzanne")
+    pid = job._process.pid
+    bpy.ops.wm.read_homefile(use_empty=True)  # load_pre: every job is stopped
+    assert not psutil.pid_exists(pid)
+    assert addon_module("runner").all_running() == []
+    assert not worker_processes() and not jobs_left(bpy)
+
+
+def test_an_unwritable_job_folder_is_a_clear_error(scene):
+    bpy = pytest.importorskip("bpy")
+    jobs_root = addon_module("operators.job_operator").jobs_root()
+    bpy.ops.mesh.primitive_cube_add()
+    before = scene_state(bpy)
+    jobs_root.rmdir()
+    jobs_root.write_text("a file where the job folder should be")  # root ignores permissions; this blocks it
+    try:
+        with pytest.raises(RuntimeError, match="cannot write the job files"):
+            bpy.ops.inr.fit_mesh(resolution=32)
+    finally:
+        jobs_root.unlink()
+        jobs_root.mkdir()
+    assert scene_state(bpy) == before and not worker_processes() and not jobs_left(bpy)

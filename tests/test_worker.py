@@ -95,6 +95,26 @@ def test_coarse_to_fine_finds_every_cell_that_dense_evaluation_crosses(bunny_fie
     assert np.allclose(values[corner_points], dense[corner_points], atol=1e-5)
 
 
+class SphereField:
+    """An analytic signed distance field: a sphere of ``radius`` about the origin."""
+
+    def __init__(self, radius: float) -> None:
+        self.radius = radius
+
+    def evaluate(self, points: torch.Tensor) -> torch.Tensor:
+        return points.norm(dim=1) - self.radius
+
+
+@pytest.mark.parametrize("radius", [0.3, 0.9])  # 0.9: the solid overflows the box on every side
+def test_extraction_is_closed_even_where_the_solid_overflows_the_box(radius):
+    low, high = np.full(3, -0.5), np.full(3, 0.5)
+    vertices, triangles = extraction.extract_surface(SphereField(radius), low, high, 64, torch.device("cpu"))
+    assert edge_counts(triangles) == (0, 0)
+    volume = extraction.signed_volume(vertices, triangles)
+    expected = 4 / 3 * np.pi * radius**3 if radius < 0.5 else 1.0
+    assert expected * 0.98 < volume < expected * 1.25
+
+
 def test_field_file_round_trip(bunny_field, tmp_path):
     _, _, field = bunny_field
     save_field(tmp_path / "f.safetensors", field)

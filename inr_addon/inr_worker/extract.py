@@ -62,9 +62,13 @@ class _Grid:
             pending[missing] = True
             missing = np.flatnonzero(pending)
             pending[missing] = False
-            points = self.origin + np.stack(np.unravel_index(missing, self.shape), -1) * self.cell
-            found = self.model.evaluate(torch.from_numpy(points.astype(np.float32)).to(self.device))
-            values[missing] = found.cpu().numpy()
+            position = np.stack(np.unravel_index(missing, self.shape), -1)
+            found = self.model.evaluate(torch.from_numpy((self.origin + position * self.cell).astype(np.float32))
+                                        .to(self.device)).cpu().numpy()
+            # The outer layer is outside by construction: the surface closes even where the field errs.
+            on_boundary = ((position == 0) | (position == np.array(self.shape) - 1)).any(1)
+            found[on_boundary] = np.maximum(found[on_boundary], self.cell)
+            values[missing] = found
             known[missing] = True
         return values[flat]
 
@@ -131,12 +135,6 @@ def extract_surface(model: NeuralField, low: np.ndarray, high: np.ndarray, resol
     Returns vertices (V, 3) float64 and outward-wound triangles (T, 3) int64.
     """
     values, cells, origin, cell = sample_field(model, low, high, resolution, device)
-    # The outer layer is outside by construction: the surface closes even where the field errs.
-    for axis in range(3):
-        for end in (0, -1):
-            face = [slice(None)] * 3
-            face[axis] = end
-            values[tuple(face)] = np.maximum(values[tuple(face)], cell)
     inside = values[tuple(cells.T)] <= 0 if len(cells) else np.zeros(0, bool)
     if not inside.any():
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")

@@ -14,7 +14,14 @@ TIMER_INTERVAL_S = 0.1
 
 
 def jobs_root() -> Path:
-    return Path(bpy.utils.extension_path_user(ADDON_ID, path="jobs", create=True))
+    """The folder for job files, in the add-on's user directory."""
+    try:
+        root = bpy.utils.extension_path_user(ADDON_ID, path="jobs", create=True)
+    except OSError as error:
+        raise runner.JobError(f"cannot write the job files: {error}") from error
+    if not root or not Path(root).is_dir():  # Blender returns "" when it cannot make the folder
+        raise runner.JobError("cannot write the job files: Blender could not make the add-on's job folder")
+    return Path(root).resolve()
 
 
 def redraw_sidebars(context: bpy.types.Context) -> None:
