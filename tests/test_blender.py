@@ -9,11 +9,10 @@ import psutil
 import pytest
 
 from conftest import MESHES, ROOT, built_zip
-from headless import mesh_arrays
+from headless import ADDON, mesh_arrays
 from inr_worker import protocol
 from meshmetrics import compare_arrays, edge_counts
 
-ADDON = "bl_ext.user_default.inr_addon"
 
 
 def scene_state(bpy) -> list[tuple]:
@@ -114,7 +113,33 @@ def _nothing_active(bpy, tmp_path):
 
 def _camera(bpy, tmp_path):
     bpy.ops.object.camera_add()
-    return "inr.fit_mesh", {}, "is a camera, not a mesh"
+    return "inr.fit_mesh", {}, "the active object Camera is a camera, not a mesh"
+
+
+def _empty(bpy, tmp_path):
+    bpy.ops.object.empty_add()
+    return "inr.fit_mesh", {}, "the active object Empty is an empty, not a mesh"
+
+
+def _curve(bpy, tmp_path):
+    bpy.ops.curve.primitive_bezier_curve_add()
+    return "inr.fit_mesh", {}, "the active object B.zierCurve is a curve, not a mesh"
+
+
+def _single_triangle(bpy, tmp_path):
+    mesh = bpy.data.meshes.new("Triangle")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    triangle = bpy.data.objects.new("Triangle", mesh)
+    bpy.context.scene.collection.objects.link(triangle)
+    bpy.context.view_layer.objects.active = triangle
+    return "inr.fit_mesh", {"steps": 5}, "no surface found"
+
+
+def _not_executable_python(bpy, tmp_path):
+    bpy.ops.mesh.primitive_cube_add()
+    (tmp_path / "python").write_text("not a program")
+    bpy.context.preferences.addons[ADDON].preferences.python_path = str(tmp_path / "python")
+    return "inr.fit_mesh", {}, "python is not executable.*Worker Python"
 
 
 def _resolution_low(bpy, tmp_path):
@@ -169,7 +194,8 @@ def _missing_python(bpy, tmp_path):
     return "inr.fit_mesh", {}, "no-python does not exist.*Worker Python"
 
 
-@pytest.mark.parametrize("case", [_nothing_active, _camera, _resolution_low, _resolution_high, _flat_plane,
+@pytest.mark.parametrize("case", [_nothing_active, _camera, _empty, _curve, _single_triangle,
+                                  _not_executable_python, _resolution_low, _resolution_high, _flat_plane,
                                   _no_faces, _nan_vertex, _extract_without_field, _extract_corrupt_field,
                                   _extract_other_version, _missing_python])
 def test_bad_input_is_one_clear_error_and_changes_nothing(scene, tmp_path, case):

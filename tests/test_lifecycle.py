@@ -222,3 +222,20 @@ def test_an_unwritable_job_folder_is_a_clear_error(scene):
         jobs_root.unlink()
         jobs_root.mkdir()
     assert scene_state(bpy) == before and not worker_processes() and not jobs_left(bpy)
+
+
+def test_fits_of_two_objects_run_apart_and_cancel_apart(scene):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.mesh.primitive_monkey_add()
+    bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))
+    first = start_long_fit(bpy, "Suzanne")
+    second = start_long_fit(bpy, "Cube")
+    assert first.directory != second.directory
+    assert bpy.ops.inr.cancel(object_name="Cube") == {"FINISHED"}
+    assert second.poll() and not first.poll()  # the other fit goes on
+    assert first.status.stage == "training"
+    runner = addon_module("runner")
+    runner.finish(second)
+    assert bpy.ops.inr.cancel() == {"FINISHED"}
+    runner.finish(first)
+    assert not worker_processes() and not jobs_left(bpy)

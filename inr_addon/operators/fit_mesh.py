@@ -41,7 +41,9 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         if source is None:
             raise runner.JobError("no active object; select a mesh")
         if source.type != "MESH":
-            raise runner.JobError(f"{source.name} is a {source.type.lower()}, not a mesh")
+            kind = source.type.lower().replace("_", " ")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise runner.JobError(f"the active object {source.name} is {article} {kind}, not a mesh")
         check_resolution(self.resolution)
         if runner.running(source.name) is not None:
             raise runner.JobError(f"{source.name} is already being fitted")
