@@ -32,7 +32,8 @@ def fit(vertices: np.ndarray, triangles: np.ndarray, preset: str = "BALANCED", d
     progress.stage("sampling", f"{settings.samples.count} points, {len(triangles)} triangles")
     frame, points, distances = sample_mesh(vertices, triangles, settings.samples, seed)
     sampled = time.monotonic()
-    progress.stage("training", f"{steps or settings.steps} steps on {torch_device.type}")
+    progress.stage("training", f"{steps or settings.steps} steps on {torch_device.type}, "
+                               f"after {sampled - started:.1f} s of sampling")
     model = train_field(points, distances, settings, torch_device, steps, seed, progress.step)
     trained = time.monotonic()
     unit_vertices = frame.to_unit(np.asarray(vertices, np.float64))
