@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -27,6 +27,10 @@ PREFERENCES_PATH = "Preferences > Add-ons > Neural Field Remesh > Worker Python"
 
 class JobError(RuntimeError):
     """A job that failed; the message is one line for the user."""
+
+
+class JobCancelled(JobError):
+    """A job stopped by the user."""
 
 
 def worker_python(configured: str) -> str:
@@ -91,7 +95,6 @@ class WorkerJob:
         self._events: protocol.EventReader | None = None
         self._process: subprocess.Popen | None = None
         self._outcome: dict[str, Any] | None = None
-        self._cancelled = False
         try:
             self.directory.mkdir(parents=True)
             for name, content in inputs.items():
@@ -125,7 +128,7 @@ class WorkerJob:
                 self._outcome = {"event": "error", "message": self._crash_message()}
         return self._outcome is not None
 
-    def wait(self, on_status=None) -> None:
+    def wait(self, on_status: Callable[[Status], None] | None = None) -> None:
         """Poll until the job ends (for background mode, where timers do not run)."""
         while not self.poll():
             if on_status is not None:
@@ -134,7 +137,6 @@ class WorkerJob:
 
     def cancel(self) -> None:
         """Stop the worker: SIGTERM, then SIGKILL after a short grace period."""
-        self._cancelled = True
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -144,16 +146,14 @@ class WorkerJob:
                 self._process.wait()
         self._outcome = {"event": "cancelled"}
 
-    def result(self) -> Path:
-        """The job directory's surface file; raises JobError if the job did not succeed."""
+    def check_result(self) -> None:
+        """Wait for the finished worker to exit; raise JobError (or JobCancelled) unless it succeeded."""
         outcome = self._outcome or {}
         if outcome.get("event") == "cancelled":
-            raise JobError("cancelled")
+            raise JobCancelled("cancelled")
         if outcome.get("event") != "done":
             raise JobError(outcome.get("message", "the worker ended without a result"))
-        if self._process is not None:
-            self._process.wait()
-        return self.directory
+        self._process.wait()
 
     def cleanup(self) -> None:
         """End the process if it still runs and delete the job directory."""

@@ -12,7 +12,7 @@ from . import protocol
 from .model import FieldConfig, NeuralField
 from .sampling import UnitFrame
 
-_TORCH_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
+_NUMPY_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
 
 
 @dataclasses.dataclass
@@ -32,7 +32,7 @@ def save_field(path: Path, field: StoredField) -> None:
     for name, value in field.model.state_dict().items():
         array = value.detach().cpu().numpy()
         dtype = "F16" if name.startswith("grids.") else "F32"
-        array = np.ascontiguousarray(array.astype(_TORCH_DTYPES[dtype]).newbyteorder("<"))
+        array = np.ascontiguousarray(array.astype(_NUMPY_DTYPES[dtype]).newbyteorder("<"))
         tensors[name] = (dtype, tuple(array.shape), array.tobytes())
     for name, array in (("frame.centre", field.frame.centre), ("frame.scale", np.array([field.frame.scale])),
                         ("bounds.low", field.low), ("bounds.high", field.high)):
@@ -52,7 +52,7 @@ def load_field(path: Path) -> StoredField:
     metadata = protocol.check_field(data)
     tensors, _ = protocol.read_safetensors(data)
     try:
-        arrays = {name: np.frombuffer(raw, dtype=np.dtype(_TORCH_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
+        arrays = {name: np.frombuffer(raw, dtype=np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
                   for name, (dtype, shape, raw) in tensors.items()}
         raw_config = json.loads(metadata["field_config"])
         config = FieldConfig(**{**raw_config, "grid_resolutions": tuple(raw_config["grid_resolutions"])})

@@ -90,13 +90,13 @@ class WorkerJobOperator:
 
     def _finish(self, context: bpy.types.Context, job: runner.WorkerJob) -> set[str]:
         try:
-            job.result()
+            job.check_result()
             self.apply(context, job)
+        except runner.JobCancelled:
+            self.report({"WARNING"}, f"{self.action} cancelled")
+            return {"CANCELLED"}
         except (runner.JobError, protocol.ProtocolError) as error:
-            if str(error) == "cancelled":
-                self.report({"WARNING"}, f"{self.action} cancelled")
-            else:
-                self.report({"ERROR"}, f"{self.action} failed: {error}")
+            self.report({"ERROR"}, f"{self.action} failed: {error}")
             return {"CANCELLED"}
         finally:
             runner.finish(job)
