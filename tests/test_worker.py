@@ -115,6 +115,12 @@ def test_extraction_is_closed_even_where_the_solid_overflows_the_box(radius):
     assert expected * 0.98 < volume < expected * 1.25
 
 
+def test_an_empty_field_has_no_surface():
+    low, high = np.full(3, -0.5), np.full(3, 0.5)
+    with pytest.raises(extraction.NoSurfaceError, match="no surface found"):
+        extraction.extract_surface(SphereField(-0.1), low, high, 32, torch.device("cpu"))
+
+
 def test_field_file_round_trip(bunny_field, tmp_path):
     _, _, field = bunny_field
     save_field(tmp_path / "f.safetensors", field)

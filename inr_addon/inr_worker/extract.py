@@ -135,8 +135,7 @@ def extract_surface(model: NeuralField, low: np.ndarray, high: np.ndarray, resol
     Returns vertices (V, 3) float64 and outward-wound triangles (T, 3) int64.
     """
     values, cells, origin, cell = sample_field(model, low, high, resolution, device)
-    inside = values[tuple(cells.T)] <= 0 if len(cells) else np.zeros(0, bool)
-    if not inside.any():
+    if len(cells) == 0:  # active cells are exactly those where the sign changes
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")
     mask = np.zeros(values.shape, dtype=bool)
     mask[tuple((cells + 1).T)] = True  # skimage processes cell c where mask[c + 1] is set
