@@ -7,6 +7,7 @@ Voxel Remesh at the same resolution, scored with ../shared/tools/meshmetrics.py.
 Writes results.json and results.md (a Markdown table) to --out. Fit time is the worker's own
 sampling + training time; the wall columns include starting the worker process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
-from headless import mesh_arrays, start_blender  # noqa: E402
-from inr_worker.protocol import read_safetensors  # noqa: E402
-from meshmetrics import compare_arrays  # noqa: E402
+from headless import mesh_arrays, start_blender
+from meshmetrics import compare_arrays
+
+from inr_worker.protocol import read_safetensors
 
 CLOSED = ["spot.obj", "bunny_closed_hr.obj", "armadillo_lowres.obj"]
-OPEN = ["camelhead.obj", "bunny_stanford.obj", "bunny_stanford_res2.ply", "teapot.obj", "truck.obj",
-        "plane_holes.obj"]
+OPEN = ["camelhead.obj", "bunny_stanford.obj", "bunny_stanford_res2.ply", "teapot.obj", "truck.obj", "plane_holes.obj"]
 METRICS = ("chamfer_l1", "f_score", "normal_consistency", "iou", "boundary_edges", "nonmanifold_edges")
 
 
@@ -69,8 +70,9 @@ def bench_mesh(bpy, path: Path, presets: list[str], resolution: int, reextract: 
     source = new_object(bpy, path.stem, vertices, triangles)
     rows = []
     timing, remeshed = run_voxel_remesh(bpy, source, resolution)
-    rows.append({"mesh": path.name, "method": "Voxel Remesh", "resolution": resolution, **timing,
-                 **scores(reference, remeshed)})
+    rows.append(
+        {"mesh": path.name, "method": "Voxel Remesh", "resolution": resolution, **timing, **scores(reference, remeshed)}
+    )
     print(rows[-1], flush=True)
     for preset in presets:
         for obj in list(bpy.context.selected_objects):
@@ -83,11 +85,17 @@ def bench_mesh(bpy, path: Path, presets: list[str], resolution: int, reextract: 
         result = bpy.context.active_object
         field = result["_inr_field"]
         _, info = read_safetensors(field)
-        row = {"mesh": path.name, "method": f"inr {preset}", "resolution": resolution,
-               "fit_s": float(info["sampling_s"]) + float(info["training_s"]),
-               "sampling_s": float(info["sampling_s"]), "training_s": float(info["training_s"]),
-               "wall_s": fit_wall, "field_MB": len(field) / 1e6,
-               **scores(reference, mesh_arrays(result))}
+        row = {
+            "mesh": path.name,
+            "method": f"inr {preset}",
+            "resolution": resolution,
+            "fit_s": float(info["sampling_s"]) + float(info["training_s"]),
+            "sampling_s": float(info["sampling_s"]),
+            "training_s": float(info["training_s"]),
+            "wall_s": fit_wall,
+            "field_MB": len(field) / 1e6,
+            **scores(reference, mesh_arrays(result)),
+        }
         started = time.monotonic()
         bpy.ops.inr.extract_mesh(resolution=reextract)
         row[f"reextract_{reextract}_s"] = time.monotonic() - started
@@ -99,14 +107,19 @@ def bench_mesh(bpy, path: Path, presets: list[str], resolution: int, reextract: 
 
 
 def markdown(rows: list[dict], reextract: int) -> str:
-    lines = ["| mesh | method | fit s | wall s | re-extract %d s | Chamfer-L1 | F-score | normal cons. | IoU | "
-             "boundary / non-manifold edges |" % reextract, "|" + "---|" * 10]
+    lines = [
+        "| mesh | method | fit s | wall s | re-extract %d s | Chamfer-L1 | F-score | normal cons. | IoU | "
+        "boundary / non-manifold edges |" % reextract,
+        "|" + "---|" * 10,
+    ]
     for row in rows:
         fit = f"{row['fit_s']:.1f}" if "fit_s" in row else ""
         again = f"{row[f'reextract_{reextract}_s']:.1f}" if f"reextract_{reextract}_s" in row else ""
-        lines.append(f"| {row['mesh']} | {row['method']} | {fit} | {row['wall_s']:.1f} | {again} | "
-                     f"{row['chamfer_l1']:.2e} | {row['f_score']:.4f} | {row['normal_consistency']:.4f} | "
-                     f"{row['iou']:.4f} | {row['boundary_edges']} / {row['nonmanifold_edges']} |")
+        lines.append(
+            f"| {row['mesh']} | {row['method']} | {fit} | {row['wall_s']:.1f} | {again} | "
+            f"{row['chamfer_l1']:.2e} | {row['f_score']:.4f} | {row['normal_consistency']:.4f} | "
+            f"{row['iou']:.4f} | {row['boundary_edges']} / {row['nonmanifold_edges']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -114,9 +127,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zip", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
-    parser.add_argument("--presets", nargs="+",
-                        help="presets to run on every mesh (default: all three on the closed meshes, "
-                             "BALANCED on the open ones)")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        help="presets to run on every mesh (default: all three on the closed meshes, BALANCED on the open ones)",
+    )
     parser.add_argument("--meshes", nargs="+", default=CLOSED + OPEN)
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--reextract", type=int, default=512)

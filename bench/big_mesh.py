@@ -5,6 +5,7 @@ peak memory of Blender and of the worker.
 
 The mesh is armadillo_lowres.obj subdivided three times (each triangle into 64).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
-from headless import ADDON, start_blender  # noqa: E402
-from inr_worker.protocol import read_safetensors  # noqa: E402
+from headless import ADDON, start_blender
+
+from inr_worker.protocol import read_safetensors
 
 
 def main() -> None:
@@ -45,11 +47,15 @@ def main() -> None:
     wall = time.monotonic() - started
     result = bpy.context.active_object
     _, info = read_safetensors(result["_inr_field"])
-    print(f"fit {args.preset} at {args.resolution}: wall {wall:.1f} s (sampling {info['sampling_s']} s, "
-          f"training {info['training_s']} s); result {len(result.data.polygons)} faces")
-    print(f"peak memory: Blender {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB "
-          f"(before the fit {before_kb / 1e6:.2f} GB), worker "
-          f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6:.2f} GB")
+    print(
+        f"fit {args.preset} at {args.resolution}: wall {wall:.1f} s (sampling {info['sampling_s']} s, "
+        f"training {info['training_s']} s); result {len(result.data.polygons)} faces"
+    )
+    print(
+        f"peak memory: Blender {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB "
+        f"(before the fit {before_kb / 1e6:.2f} GB), worker "
+        f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6:.2f} GB"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ surface, as one closed solid, at any resolution.
 The Blender side (this package) imports only bpy and numpy; the worker (``inr_worker``)
 runs in a separate Python that has torch.
 """
+
 from __future__ import annotations
 
 import atexit

@@ -1,4 +1,5 @@
 """The fitted field, stored inside the .blend as a hidden bytes property of its object."""
+
 from __future__ import annotations
 
 import bpy

@@ -1,4 +1,5 @@
 """Mesh data in and out of Blender as numpy arrays (``foreach_get`` / ``foreach_set``)."""
+
 from __future__ import annotations
 
 import bpy

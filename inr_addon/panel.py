@@ -1,4 +1,5 @@
 """The Neural Field tab in the 3D view's sidebar."""
+
 from __future__ import annotations
 
 import bpy

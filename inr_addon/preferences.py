@@ -1,4 +1,5 @@
 """Add-on preferences: the worker's Python and device."""
+
 from __future__ import annotations
 
 import bpy
@@ -14,7 +15,7 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
     python_path: bpy.props.StringProperty(
         name="Worker Python",
         description="Python interpreter with torch, numpy, libigl and scikit-image that runs the training "
-                    "worker. Empty: Blender's own Python, if it can import torch",
+        "worker. Empty: Blender's own Python, if it can import torch",
         subtype="FILE_PATH",
         default="",
     )

@@ -1,4 +1,5 @@
 """Scene settings that the sidebar panel edits and passes to the operators."""
+
 from __future__ import annotations
 
 import bpy
@@ -13,13 +14,17 @@ def resolution_property(default: int = 256) -> bpy.props.IntProperty:
     return bpy.props.IntProperty(
         name="Resolution",
         description=f"Marching-cubes cells along the longest side of the source's bounding box "
-                    f"({protocol.MIN_RESOLUTION} to {protocol.MAX_RESOLUTION})",
-        default=default, soft_min=protocol.MIN_RESOLUTION, soft_max=protocol.MAX_RESOLUTION)
+        f"({protocol.MIN_RESOLUTION} to {protocol.MAX_RESOLUTION})",
+        default=default,
+        soft_min=protocol.MIN_RESOLUTION,
+        soft_max=protocol.MAX_RESOLUTION,
+    )
 
 
 def preset_property() -> bpy.props.EnumProperty:
-    return bpy.props.EnumProperty(name="Preset", description="Speed and detail of the fit", items=PRESET_ITEMS,
-                                  default="BALANCED")
+    return bpy.props.EnumProperty(
+        name="Preset", description="Speed and detail of the fit", items=PRESET_ITEMS, default="BALANCED"
+    )
 
 
 class INR_SceneSettings(bpy.types.PropertyGroup):

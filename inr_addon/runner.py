@@ -3,6 +3,7 @@
 No bpy here: the operators own the scene, this module owns processes and job files, so
 that nothing touches Blender's data from anywhere but the main thread.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +45,9 @@ def worker_python(configured: str) -> str:
             raise JobError(f"worker Python {path} is not executable; set a Python with torch in {PREFERENCES_PATH}")
         return str(path)
     if importlib.util.find_spec("torch") is None:
-        raise JobError(f"Blender's Python ({sys.executable}) has no torch; set a Python with torch in "
-                       f"{PREFERENCES_PATH}")
+        raise JobError(
+            f"Blender's Python ({sys.executable}) has no torch; set a Python with torch in {PREFERENCES_PATH}"
+        )
     return sys.executable
 
 
@@ -77,16 +80,21 @@ class Status:
 
     def text(self) -> str:
         if self.stage == "training" and self.steps:
-            return (f"Training {self.step}/{self.steps}  loss {self.loss:.1e}  "
-                    f"{self.remaining_s:.0f} s left")
+            return f"Training {self.step}/{self.steps}  loss {self.loss:.1e}  {self.remaining_s:.0f} s left"
         return self.stage.capitalize() + (f": {self.detail}" if self.detail else "")
 
 
 class WorkerJob:
     """One worker process and its job directory."""
 
-    def __init__(self, jobs_root: Path, key: str, spec: protocol.JobSpec, python: str,
-                 inputs: dict[str, bytes | dict[str, np.ndarray]]) -> None:
+    def __init__(
+        self,
+        jobs_root: Path,
+        key: str,
+        spec: protocol.JobSpec,
+        python: str,
+        inputs: dict[str, bytes | dict[str, np.ndarray]],
+    ) -> None:
         self.key = key
         self.spec = spec
         self.python = python
@@ -111,8 +119,13 @@ class WorkerJob:
         try:
             with open(self.directory / protocol.LOG_FILE, "wb") as log:
                 self._process = subprocess.Popen(
-                    worker_command(python, "run", str(self.directory)), cwd=self.directory,
-                    env=worker_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                    worker_command(python, "run", str(self.directory)),
+                    cwd=self.directory,
+                    env=worker_environment(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
         except OSError as error:
             self.cleanup()
             raise JobError(f"cannot start the worker Python {python}: {error}") from error
@@ -183,8 +196,10 @@ class WorkerJob:
             lines = []
         last = lines[-1] if lines else ""
         if last.startswith("ModuleNotFoundError:"):
-            return (f"the worker Python {self.python} cannot import what the worker needs ({last.split(': ', 1)[1]}); "
-                    f"install requirements-worker.txt into it, or set another Worker Python in {PREFERENCES_PATH}")
+            return (
+                f"the worker Python {self.python} cannot import what the worker needs ({last.split(': ', 1)[1]}); "
+                f"install requirements-worker.txt into it, or set another Worker Python in {PREFERENCES_PATH}"
+            )
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         return f"the worker process {how}" + (f": {last}" if last else "")
 

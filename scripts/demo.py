@@ -3,6 +3,7 @@ resolutions, save a .blend and render source | low resolution | high resolution 
 
     python scripts/demo.py --zip dist/inr_addon-<version>.zip --out out/demo
 """
+
 from __future__ import annotations
 
 import argparse

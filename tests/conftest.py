@@ -1,5 +1,6 @@
 """Shared fixtures. Blender runs in this process from the bpy wheel, with a throwaway user
 profile, and the add-on is installed from the built zip exactly as a user would install it."""
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INR_SHARED", ROOT.parent / "shared"))
 MESHES = SHARED / "data" / "meshes"
 if not (SHARED / "tools" / "meshmetrics.py").is_file():
-    raise pytest.UsageError(f"the shared data and tools are missing at {SHARED}: check out the project beside "
-                            "its shared/ folder, or set INR_SHARED")
+    raise pytest.UsageError(
+        f"the shared data and tools are missing at {SHARED}: check out the project beside "
+        "its shared/ folder, or set INR_SHARED"
+    )
 # The worker package is imported as the worker process imports it, without the Blender package.
 sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
-from headless import start_blender  # noqa: E402
+from headless import start_blender
 
 
 def built_zip() -> Path:

@@ -1,4 +1,5 @@
 """The extension in real Blender (the bpy wheel), installed from the built zip, with the real worker."""
+
 from __future__ import annotations
 
 import zipfile
@@ -7,18 +8,19 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-
 from conftest import MESHES, ROOT, built_zip
 from headless import ADDON, mesh_arrays
-from inr_worker import protocol
 from meshmetrics import compare_arrays, edge_counts
 
+from inr_worker import protocol
 
 
 def scene_state(bpy) -> list[tuple]:
     """Names, types and sizes of everything a failed operator must leave alone."""
-    objects = [(o.name, o.type, len(o.data.vertices) if o.type == "MESH" else 0, tuple(o.matrix_world.col[3]))
-               for o in bpy.data.objects]
+    objects = [
+        (o.name, o.type, len(o.data.vertices) if o.type == "MESH" else 0, tuple(o.matrix_world.col[3]))
+        for o in bpy.data.objects
+    ]
     return sorted(objects) + [("meshes", len(bpy.data.meshes)), ("images", len(bpy.data.images))]
 
 
@@ -39,6 +41,7 @@ def import_obj(bpy, name: str):
 def test_installed_from_the_zip_into_a_temporary_profile(addon):
     module = addon.context.preferences.addons[ADDON].module
     import sys
+
     path = Path(sys.modules[module].__file__).resolve()
     assert ROOT not in path.parents  # runs from the installed copy, not the source tree
     names = zipfile.ZipFile(built_zip()).namelist()
@@ -194,10 +197,26 @@ def _missing_python(bpy, tmp_path):
     return "inr.fit_mesh", {}, "no-python does not exist.*Worker Python"
 
 
-@pytest.mark.parametrize("case", [_nothing_active, _camera, _empty, _curve, _single_triangle,
-                                  _not_executable_python, _resolution_low, _resolution_high, _flat_plane,
-                                  _no_faces, _nan_vertex, _extract_without_field, _extract_corrupt_field,
-                                  _extract_other_version, _missing_python])
+@pytest.mark.parametrize(
+    "case",
+    [
+        _nothing_active,
+        _camera,
+        _empty,
+        _curve,
+        _single_triangle,
+        _not_executable_python,
+        _resolution_low,
+        _resolution_high,
+        _flat_plane,
+        _no_faces,
+        _nan_vertex,
+        _extract_without_field,
+        _extract_corrupt_field,
+        _extract_other_version,
+        _missing_python,
+    ],
+)
 def test_bad_input_is_one_clear_error_and_changes_nothing(scene, tmp_path, case):
     bpy = pytest.importorskip("bpy")
     operator, arguments, message = case(bpy, tmp_path)
@@ -214,6 +233,7 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(scene, tmp_path, case)
 
 def test_check_worker_reports_torch(addon):
     import torch
+
     assert addon.ops.inr.check_worker() == {"FINISHED"}
     assert torch.__version__  # the same Python runs the worker here
 

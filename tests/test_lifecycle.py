@@ -1,4 +1,5 @@
 """The worker's life cycle under Blender: cancel, crash, Blender's death, a missing or bare worker Python."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ import time
 import numpy as np
 import psutil
 import pytest
-
 from conftest import ROOT, built_zip
 from test_blender import ADDON, jobs_left, scene_state, worker_processes
 
@@ -53,8 +53,9 @@ def start_long_fit(bpy, name: str):
     mesh_data = addon_module("mesh_data")
     vertices, triangles = mesh_data.evaluated_triangles(bpy.data.objects[name], bpy.context.evaluated_depsgraph_get())
     spec = protocol.JobSpec(task="fit", resolution=32, preset="FAST", steps=LONG)
-    job = runner.WorkerJob(jobs_root(), name, spec, sys.executable,
-                           {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}})
+    job = runner.WorkerJob(
+        jobs_root(), name, spec, sys.executable, {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}}
+    )
     runner.start(job)
     wait_for(lambda: job.poll() or job.status.step > 0, what="training to start")
     return job
@@ -123,10 +124,15 @@ bpy.ops.inr.fit_mesh(resolution=32, preset="FAST", steps={long})
 
 
 def run_child_blender(quit_politely: bool) -> subprocess.Popen:
-    script = CHILD_BLENDER.format(scripts=str(ROOT / "scripts"), zip=str(built_zip()), long=LONG,
-                                  quit_politely=quit_politely)
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": ""})
+    script = CHILD_BLENDER.format(
+        scripts=str(ROOT / "scripts"), zip=str(built_zip()), long=LONG, quit_politely=quit_politely
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
 
 
 def test_the_worker_dies_with_a_killed_blender():

@@ -1,4 +1,5 @@
 """The worker on its own: sampling, training, extraction, field files and the CLI (real torch)."""
+
 from __future__ import annotations
 
 import os
@@ -9,13 +10,13 @@ import igl
 import numpy as np
 import pytest
 import torch
-
 from conftest import MESHES, ROOT
+from meshmetrics import compare_arrays, edge_counts
+
 from inr_worker import extract as extraction
 from inr_worker import protocol, sampling
 from inr_worker.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
-from meshmetrics import compare_arrays, edge_counts
 
 WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
 
@@ -48,12 +49,15 @@ def test_winding_number_signs_give_an_open_cube_an_inside():
     assert distances[1] > 0.05
 
 
-@pytest.mark.parametrize("vertices, triangles, message", [
-    (np.zeros((3, 3)), np.zeros((0, 3), int), "no faces"),
-    (np.array([[0, 0, 0], [1, 0, 0], [np.nan, 1, 0]]), np.array([[0, 1, 2]]), "NaN"),
-    (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), np.array([[0, 1, 3]]), "missing vertices"),
-    (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]), np.array([[0, 1, 2], [1, 3, 2]]), "no surface found"),
-])
+@pytest.mark.parametrize(
+    "vertices, triangles, message",
+    [
+        (np.zeros((3, 3)), np.zeros((0, 3), int), "no faces"),
+        (np.array([[0, 0, 0], [1, 0, 0], [np.nan, 1, 0]]), np.array([[0, 1, 2]]), "NaN"),
+        (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), np.array([[0, 1, 3]]), "missing vertices"),
+        (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]), np.array([[0, 1, 2], [1, 3, 2]]), "no surface found"),
+    ],
+)
 def test_unusable_meshes_are_refused_with_a_message(vertices, triangles, message):
     with pytest.raises(sampling.InputError, match=message):
         sampling.sample_mesh(vertices, triangles, sampling.SampleConfig(count=2000))
@@ -79,14 +83,17 @@ def test_finer_resolution_gives_a_finer_surface(bunny_field):
 
 def test_coarse_to_fine_finds_every_cell_that_dense_evaluation_crosses(bunny_field):
     _, _, field = bunny_field
-    values, cells, origin, cell = extraction.sample_field(field.model, field.low, field.high, 160,
-                                                          torch.device("cpu"))
+    values, cells, origin, cell = extraction.sample_field(field.model, field.low, field.high, 160, torch.device("cpu"))
     index = np.stack(np.meshgrid(*(np.arange(n) for n in values.shape), indexing="ij"), -1).reshape(-1, 3)
     dense = field.model.evaluate(torch.from_numpy((origin + index * cell).astype(np.float32))).numpy()
     dense = dense.reshape(values.shape)
     inside = dense <= 0
-    corners = [inside[i:i + values.shape[0] - 1, j:j + values.shape[1] - 1, k:k + values.shape[2] - 1]
-               for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    corners = [
+        inside[i : i + values.shape[0] - 1, j : j + values.shape[1] - 1, k : k + values.shape[2] - 1]
+        for i in (0, 1)
+        for j in (0, 1)
+        for k in (0, 1)
+    ]
     crossed = np.argwhere(np.any(corners, 0) & ~np.all(corners, 0))
     assert len(crossed) > 1000
     assert {tuple(c) for c in crossed} <= {tuple(c) for c in cells}
@@ -135,14 +142,27 @@ def test_field_file_round_trip(bunny_field, tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inr_worker", *args], env=WORKER_ENV, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "inr_worker", *args], env=WORKER_ENV, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_cli_fits_and_extracts_an_open_mesh(tmp_path):
     field_path, out = tmp_path / "cube.safetensors", tmp_path / "cube.ply"
-    fitted = run_cli("fit", str(MESHES / "cube_no_bottom.obj"), "--field", str(field_path), "--preset", "FAST",
-                     "--steps", "60", "--out", str(tmp_path / "cube.obj"), "--resolution", "32")
+    fitted = run_cli(
+        "fit",
+        str(MESHES / "cube_no_bottom.obj"),
+        "--field",
+        str(field_path),
+        "--preset",
+        "FAST",
+        "--steps",
+        "60",
+        "--out",
+        str(tmp_path / "cube.obj"),
+        "--resolution",
+        "32",
+    )
     assert fitted.returncode == 0, fitted.stderr
     assert "step 60/60" in fitted.stderr
     extracted = run_cli("extract", str(field_path), "--resolution", "48", "--out", str(out))

@@ -1,4 +1,5 @@
 """``python -m inr_worker``: see :mod:`.cli`."""
+
 import sys
 
 from .cli import main

@@ -1,4 +1,5 @@
 """Command line: ``python -m inr_worker fit|extract|run|check`` (with the add-on folder on PYTHONPATH)."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,7 @@ def _write_mesh(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None
 def _resolution(text: str) -> int:
     value = int(text)
     if not protocol.MIN_RESOLUTION <= value <= protocol.MAX_RESOLUTION:
-        raise argparse.ArgumentTypeError(
-            f"{value} is outside {protocol.MIN_RESOLUTION}..{protocol.MAX_RESOLUTION}")
+        raise argparse.ArgumentTypeError(f"{value} is outside {protocol.MIN_RESOLUTION}..{protocol.MAX_RESOLUTION}")
     return value
 
 
@@ -63,19 +63,31 @@ def _extract_to(field, args: argparse.Namespace) -> None:
     started = time.monotonic()
     vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress())
     _write_mesh(args.out, vertices, triangles)
-    print(f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
-          f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    print(
+        f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
+        f"({time.monotonic() - started:.1f} s)",
+        file=sys.stderr,
+    )
 
 
 def _command_check(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
-    print(json.dumps({"python": sys.executable, "python_version": platform.python_version(),
-                      "torch": torch.__version__, "device": device.type}))
+    print(
+        json.dumps(
+            {
+                "python": sys.executable,
+                "python_version": platform.python_version(),
+                "torch": torch.__version__,
+                "device": device.type,
+            }
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inr_worker", description="Fit neural fields to meshes and extract "
-                                     "their surfaces at any resolution.")
+    parser = argparse.ArgumentParser(
+        prog="inr_worker", description="Fit neural fields to meshes and extract their surfaces at any resolution."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     device = dict(choices=protocol.DEVICES, default="AUTO", help="compute device (default AUTO)")
 

@@ -7,6 +7,7 @@ through them are split in eight, down to single cells. The field is close to a s
 half diagonal cannot hold the surface. Cells next to an active cell across a face where the sign
 changes are added until none is missing, so the surface closes even where that bound fails.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,9 @@ class _Grid:
     Cells and blocks are named by the flat index of their low corner in the point grid.
     """
 
-    def __init__(self, model: NeuralField, origin: np.ndarray, cell: float, shape: tuple[int, int, int],
-                 device: torch.device) -> None:
+    def __init__(
+        self, model: NeuralField, origin: np.ndarray, cell: float, shape: tuple[int, int, int], device: torch.device
+    ) -> None:
         self.model, self.origin, self.cell, self.shape, self.device = model, origin, cell, shape, device
         self.values = np.ones(shape, dtype=np.float32)
         self.known = np.zeros(shape, dtype=bool)
@@ -63,8 +65,13 @@ class _Grid:
             missing = np.flatnonzero(pending)
             pending[missing] = False
             position = np.stack(np.unravel_index(missing, self.shape), -1)
-            found = self.model.evaluate(torch.from_numpy((self.origin + position * self.cell).astype(np.float32))
-                                        .to(self.device)).cpu().numpy()
+            found = (
+                self.model.evaluate(
+                    torch.from_numpy((self.origin + position * self.cell).astype(np.float32)).to(self.device)
+                )
+                .cpu()
+                .numpy()
+            )
             # The outer layer is outside by construction: the surface closes even where the field errs.
             on_boundary = ((position == 0) | (position == np.array(self.shape) - 1)).any(1)
             found[on_boundary] = np.maximum(found[on_boundary], self.cell)
@@ -101,8 +108,9 @@ def _may_cross(values: np.ndarray, size: int, cell: float) -> np.ndarray:
     return mixed | (np.abs(values).min(1) < SAFETY * np.sqrt(3) / 2 * size * cell)
 
 
-def sample_field(model: NeuralField, low: np.ndarray, high: np.ndarray, resolution: int,
-                 device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def sample_field(
+    model: NeuralField, low: np.ndarray, high: np.ndarray, resolution: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Field values on a grid over [low, high] (unit frame), evaluated coarse-to-fine.
 
     Returns the values (1.0 where not evaluated), the active cells (M, 3) (low-corner indices of
@@ -127,8 +135,9 @@ def sample_field(model: NeuralField, low: np.ndarray, high: np.ndarray, resoluti
     return grid.values, np.stack(np.unravel_index(cells, grid.shape), -1), origin, cell
 
 
-def extract_surface(model: NeuralField, low: np.ndarray, high: np.ndarray, resolution: int,
-                    device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def extract_surface(
+    model: NeuralField, low: np.ndarray, high: np.ndarray, resolution: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
     """Closed, edge-manifold triangle mesh of the field's zero level, in the unit frame.
 
     ``resolution`` is the number of cells along the longest side of [low, high].
@@ -139,8 +148,9 @@ def extract_surface(model: NeuralField, low: np.ndarray, high: np.ndarray, resol
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")
     mask = np.zeros(values.shape, dtype=bool)
     mask[tuple((cells + 1).T)] = True  # skimage processes cell c where mask[c + 1] is set
-    vertices, triangles, _, _ = marching_cubes(values, 0.0, spacing=(cell, cell, cell), mask=mask,
-                                               method="lewiner", allow_degenerate=False)
+    vertices, triangles, _, _ = marching_cubes(
+        values, 0.0, spacing=(cell, cell, cell), mask=mask, method="lewiner", allow_degenerate=False
+    )
     vertices = vertices.astype(np.float64) + origin
     triangles = triangles.astype(np.int64)
     if signed_volume(vertices, triangles) < 0:

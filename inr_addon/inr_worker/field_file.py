@@ -1,4 +1,5 @@
 """A fitted field on disk: weights, shape and unit frame in one safetensors file."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,12 @@ def save_field(path: Path, field: StoredField) -> None:
         dtype = "F16" if name.startswith("grids.") else "F32"
         array = np.ascontiguousarray(array.astype(_NUMPY_DTYPES[dtype]).newbyteorder("<"))
         tensors[name] = (dtype, tuple(array.shape), array.tobytes())
-    for name, array in (("frame.centre", field.frame.centre), ("frame.scale", np.array([field.frame.scale])),
-                        ("bounds.low", field.low), ("bounds.high", field.high)):
+    for name, array in (
+        ("frame.centre", field.frame.centre),
+        ("frame.scale", np.array([field.frame.scale])),
+        ("bounds.low", field.low),
+        ("bounds.high", field.high),
+    ):
         tensors[name] = ("F64", tuple(np.shape(array)), np.asarray(array, "<f8").tobytes())
     metadata = {
         "format": protocol.FIELD_FORMAT,
@@ -52,8 +57,10 @@ def load_field(path: Path) -> StoredField:
     metadata = protocol.check_field(data)
     tensors, _ = protocol.read_safetensors(data)
     try:
-        arrays = {name: np.frombuffer(raw, dtype=np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
-                  for name, (dtype, shape, raw) in tensors.items()}
+        arrays = {
+            name: np.frombuffer(raw, dtype=np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
+            for name, (dtype, shape, raw) in tensors.items()
+        }
         raw_config = json.loads(metadata["field_config"])
         config = FieldConfig(**{**raw_config, "grid_resolutions": tuple(raw_config["grid_resolutions"])})
         model = NeuralField(config)

@@ -1,4 +1,5 @@
 """Fit and extract, as library calls and as jobs that Blender starts in a worker process."""
+
 from __future__ import annotations
 
 import ctypes
@@ -22,8 +23,15 @@ from .train import PRESETS, pick_device, train_field
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, RuntimeError, OSError)
 
 
-def fit(vertices: np.ndarray, triangles: np.ndarray, preset: str = "BALANCED", device: str = "AUTO",
-        steps: int = 0, seed: int = 0, progress: Progress | None = None) -> StoredField:
+def fit(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    preset: str = "BALANCED",
+    device: str = "AUTO",
+    steps: int = 0,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> StoredField:
     """Sample the mesh and train a field on it."""
     progress = progress or Progress()
     settings = PRESETS[preset]
@@ -32,25 +40,31 @@ def fit(vertices: np.ndarray, triangles: np.ndarray, preset: str = "BALANCED", d
     progress.stage("sampling", f"{settings.samples.count} points, {len(triangles)} triangles")
     frame, points, distances = sample_mesh(vertices, triangles, settings.samples, seed)
     sampled = time.monotonic()
-    progress.stage("training", f"{steps or settings.steps} steps on {torch_device.type}, "
-                               f"after {sampled - started:.1f} s of sampling")
+    progress.stage(
+        "training",
+        f"{steps or settings.steps} steps on {torch_device.type}, after {sampled - started:.1f} s of sampling",
+    )
     model = train_field(points, distances, settings, torch_device, steps, seed, progress.step)
     trained = time.monotonic()
     unit_vertices = frame.to_unit(np.asarray(vertices, np.float64))
-    info = {"preset": preset, "device": torch_device.type, "sampling_s": f"{sampled - started:.2f}",
-            "training_s": f"{trained - sampled:.2f}", "torch": torch.__version__}
-    return StoredField(model=model.cpu(), frame=frame, low=unit_vertices.min(0), high=unit_vertices.max(0),
-                       info=info)
+    info = {
+        "preset": preset,
+        "device": torch_device.type,
+        "sampling_s": f"{sampled - started:.2f}",
+        "training_s": f"{trained - sampled:.2f}",
+        "torch": torch.__version__,
+    }
+    return StoredField(model=model.cpu(), frame=frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info)
 
 
-def extract(field: StoredField, resolution: int, device: str = "AUTO",
-            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+def extract(
+    field: StoredField, resolution: int, device: str = "AUTO", progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates."""
     progress = progress or Progress()
     progress.stage("extracting", f"resolution {resolution}")
     torch_device = pick_device(device)
-    vertices, triangles = extract_surface(field.model.to(torch_device), field.low, field.high, resolution,
-                                          torch_device)
+    vertices, triangles = extract_surface(field.model.to(torch_device), field.low, field.high, resolution, torch_device)
     return field.frame.from_unit(vertices), triangles
 
 
@@ -93,7 +107,7 @@ def run_job(job_dir: Path) -> int:
     except USER_ERRORS as error:
         events.emit("error", message=str(error))
         return 1
-    except Exception as error:  # noqa: BLE001 - anything else is still one readable line for the user
+    except Exception as error:
         events.emit("error", message=f"worker failed: {type(error).__name__}: {error}")
         raise
     finally:

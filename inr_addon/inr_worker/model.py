@@ -1,5 +1,6 @@
 """The neural field: multi-resolution dense feature grids, read by trilinear interpolation,
 and a small MLP that maps the concatenated features to a signed distance."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +31,8 @@ class NeuralField(nn.Module):
         self.config = config
         self.grids = nn.ParameterList(
             nn.Parameter(torch.empty(1, config.features, r, r, r).uniform_(-1e-4, 1e-4))
-            for r in config.grid_resolutions)
+            for r in config.grid_resolutions
+        )
         layers: list[nn.Module] = []
         width = config.features * len(config.grid_resolutions)
         for _ in range(config.hidden_layers):
@@ -43,13 +45,18 @@ class NeuralField(nn.Module):
         count = points.shape[0]
         coords = (points / DOMAIN_HALF_EXTENT).view(1, count, 1, 1, 3)
         features = [
-            F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=True)
-            .view(self.config.features, count)
-            for grid in self.grids]
+            F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=True).view(
+                self.config.features, count
+            )
+            for grid in self.grids
+        ]
         return self.mlp(torch.cat(features).T).squeeze(-1)
 
     @torch.inference_mode()
     def evaluate(self, points: torch.Tensor, batch: int = 65_536) -> torch.Tensor:
         """Evaluate many points in batches, without autograd."""
-        return torch.cat([self(points[start:start + batch]) for start in range(0, len(points), batch)]) \
-            if len(points) else points.new_zeros(0)
+        return (
+            torch.cat([self(points[start : start + batch]) for start in range(0, len(points), batch)])
+            if len(points)
+            else points.new_zeros(0)
+        )

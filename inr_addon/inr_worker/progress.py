@@ -1,4 +1,5 @@
 """Progress reporting: JSON events for Blender, a bar for a terminal, plain lines for logs."""
+
 from __future__ import annotations
 
 import sys
@@ -69,7 +70,9 @@ class TerminalProgress(Progress):
             return
         width = 30
         filled = width * step // steps
-        line = (f"  [{'#' * filled}{'.' * (width - filled)}] step {step}/{steps}  "
-                f"loss {loss:.2e}  {remaining_s:4.0f} s left")
+        line = (
+            f"  [{'#' * filled}{'.' * (width - filled)}] step {step}/{steps}  "
+            f"loss {loss:.2e}  {remaining_s:4.0f} s left"
+        )
         self._stream.write(("\r" if self._tty else "") + line + ("\n" if step >= steps or not self._tty else ""))
         self._stream.flush()

@@ -7,6 +7,7 @@ safetensors files (a JSON header and raw little-endian arrays), which this modul
 reads and writes without numpy, so that Blender can check a stored field cheaply and a
 field file never holds executable data.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,9 @@ import json
 import os
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FIELD_FORMAT = "inr_addon.field"
 FIELD_FORMAT_VERSION = 1
@@ -128,8 +130,9 @@ class EventReader:
 _DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I32": 4, "I64": 8, "U8": 1}
 
 
-def write_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]],
-                      metadata: dict[str, str]) -> None:
+def write_safetensors(
+    path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]], metadata: dict[str, str]
+) -> None:
     """Write ``{name: (dtype, shape, little-endian bytes)}`` as a safetensors file, atomically."""
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
@@ -159,9 +162,9 @@ def read_safetensors(data: bytes) -> tuple[dict[str, tuple[str, tuple[int, ...],
         (header_size,) = struct.unpack("<Q", view[:8])
         if header_size > len(data) - 8:
             raise ValueError("header runs past the end")
-        header = json.loads(bytes(view[8:8 + header_size]))
+        header = json.loads(bytes(view[8 : 8 + header_size]))
         metadata = header.pop("__metadata__", {}) or {}
-        body = view[8 + header_size:]
+        body = view[8 + header_size :]
         tensors = {}
         for name, entry in header.items():
             start, end = entry["data_offsets"]
@@ -188,5 +191,6 @@ def check_field(data: bytes) -> dict[str, str]:
     if metadata.get("format_version") != str(FIELD_FORMAT_VERSION):
         raise ProtocolError(
             f"the stored field has format version {metadata.get('format_version')}, this add-on reads "
-            f"version {FIELD_FORMAT_VERSION}; re-fit this object")
+            f"version {FIELD_FORMAT_VERSION}; re-fit this object"
+        )
     return metadata

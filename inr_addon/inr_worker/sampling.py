@@ -4,6 +4,7 @@ with distances to the mesh and signs from the generalized winding number.
 Everything here works in the *unit frame*: the mesh's bounding box centred on the origin and
 scaled so that its longest side is 1 (see :class:`UnitFrame`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,7 @@ def clean_mesh(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray,
     return vertices, triangles
 
 
-def surface_points(vertices: np.ndarray, triangles: np.ndarray, count: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def surface_points(vertices: np.ndarray, triangles: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Points spread uniformly by area over the triangles."""
     corners = vertices[triangles]
     areas = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
@@ -77,10 +77,10 @@ def signed_distance(vertices: np.ndarray, triangles: np.ndarray, points: np.ndar
     """Distance to the nearest triangle, negative where the winding number says inside."""
     result = np.empty(len(points))
     for start in range(0, len(points), CHUNK):
-        chunk = points[start:start + CHUNK]
+        chunk = points[start : start + CHUNK]
         squared, _, _ = igl.point_mesh_squared_distance(chunk, vertices, triangles)
         winding = igl.fast_winding_number(vertices, triangles, chunk)
-        result[start:start + CHUNK] = np.where(np.abs(winding) > 0.5, -1.0, 1.0) * np.sqrt(squared)
+        result[start : start + CHUNK] = np.where(np.abs(winding) > 0.5, -1.0, 1.0) * np.sqrt(squared)
     return result
 
 
@@ -96,8 +96,9 @@ class SampleConfig:
     # the rest: uniform in the field's domain
 
 
-def sample_mesh(vertices: np.ndarray, triangles: np.ndarray, config: SampleConfig,
-                seed: int = 0) -> tuple[UnitFrame, np.ndarray, np.ndarray]:
+def sample_mesh(
+    vertices: np.ndarray, triangles: np.ndarray, config: SampleConfig, seed: int = 0
+) -> tuple[UnitFrame, np.ndarray, np.ndarray]:
     """Return the unit frame, sample points in it (N, 3) float32 and their signed distances (N,)."""
     vertices, triangles = clean_mesh(vertices, triangles)
     frame = UnitFrame.of(vertices)
@@ -108,10 +109,12 @@ def sample_mesh(vertices: np.ndarray, triangles: np.ndarray, config: SampleConfi
     uniform = config.count - near - mid
     on_surface = surface_points(unit_vertices, triangles, near + mid, rng)
     sigma = np.concatenate([np.full(near, config.near_sigma), np.full(mid, config.mid_sigma)])[:, None]
-    points = np.concatenate([
-        on_surface + rng.normal(size=on_surface.shape) * sigma,
-        rng.uniform(-DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT, (uniform, 3)),
-    ])
+    points = np.concatenate(
+        [
+            on_surface + rng.normal(size=on_surface.shape) * sigma,
+            rng.uniform(-DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT, (uniform, 3)),
+        ]
+    )
     points = np.clip(points, -DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT)
     distances = signed_distance(unit_vertices, triangles, points)
     inside = distances < 0

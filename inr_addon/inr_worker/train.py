@@ -1,10 +1,10 @@
 """Training: presets, the device choice and one training loop."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -28,8 +28,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "FAST": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 96)), SampleConfig(count=150_000), steps=200),
     "BALANCED": Preset(FieldConfig(), SampleConfig(count=400_000), steps=700),
-    "QUALITY": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 128, 192)), SampleConfig(count=800_000),
-                      steps=1600),
+    "QUALITY": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 128, 192)), SampleConfig(count=800_000), steps=1600),
 }
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
@@ -48,8 +47,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name.lower())
 
 
-def train_field(points: np.ndarray, distances: np.ndarray, preset: Preset, device: torch.device,
-                steps: int = 0, seed: int = 0, on_step: StepCallback | None = None) -> NeuralField:
+def train_field(
+    points: np.ndarray,
+    distances: np.ndarray,
+    preset: Preset,
+    device: torch.device,
+    steps: int = 0,
+    seed: int = 0,
+    on_step: StepCallback | None = None,
+) -> NeuralField:
     """Fit a field to (points, signed distances) with Adam and a cosine-decayed learning rate."""
     torch.manual_seed(seed)
     steps = steps or preset.steps
@@ -63,7 +69,8 @@ def train_field(points: np.ndarray, distances: np.ndarray, preset: Preset, devic
     for step in range(steps):
         progress = step / max(steps - 1, 1)
         lr = preset.final_learning_rate + 0.5 * (preset.learning_rate - preset.final_learning_rate) * (
-            1 + math.cos(math.pi * progress))
+            1 + math.cos(math.pi * progress)
+        )
         for group in optimiser.param_groups:
             group["lr"] = lr
         chosen = torch.randint(len(all_points), (batch,), generator=generator).to(device)
@@ -75,5 +82,3 @@ def train_field(points: np.ndarray, distances: np.ndarray, preset: Preset, devic
         if on_step is not None:
             on_step(step + 1, steps, loss.item())
     return model.eval()
-
-

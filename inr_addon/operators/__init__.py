@@ -1,4 +1,5 @@
 """The add-on's operators, one a file."""
+
 from .cancel import INR_OT_cancel
 from .check_worker import INR_OT_check_worker
 from .extract_mesh import INR_OT_extract_mesh

@@ -1,4 +1,5 @@
 """``inr.cancel``: stop running fits and extractions."""
+
 from __future__ import annotations
 
 import bpy

@@ -1,4 +1,5 @@
 """``inr.check_worker``: run the worker once and report the torch version and device it finds."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,12 @@ class INR_OT_check_worker(bpy.types.Operator):
             python = runner.worker_python(worker_python_setting(context))
             completed = subprocess.run(
                 runner.worker_command(python, "check", "--device", get_preferences(context).device),
-                env=runner.worker_environment(), capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,
-                stdin=subprocess.DEVNULL)
+                env=runner.worker_environment(),
+                capture_output=True,
+                text=True,
+                timeout=CHECK_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+            )
         except runner.JobError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

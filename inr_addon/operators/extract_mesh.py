@@ -1,4 +1,5 @@
 """``inr.extract_mesh``: re-extract the stored field of the active object at a new resolution."""
+
 from __future__ import annotations
 
 import bpy

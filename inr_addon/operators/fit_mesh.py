@@ -1,4 +1,5 @@
 """``inr.fit_mesh``: fit a neural field to the active mesh and add its surface as a new object."""
+
 from __future__ import annotations
 
 import bpy
@@ -16,7 +17,8 @@ SUFFIX = "_inr"
 def check_resolution(resolution: int) -> None:
     if not protocol.MIN_RESOLUTION <= resolution <= protocol.MAX_RESOLUTION:
         raise runner.JobError(
-            f"resolution {resolution} is outside {protocol.MIN_RESOLUTION} to {protocol.MAX_RESOLUTION}")
+            f"resolution {resolution} is outside {protocol.MIN_RESOLUTION} to {protocol.MAX_RESOLUTION}"
+        )
 
 
 class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
@@ -29,8 +31,9 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
 
     resolution: resolution_property()
     preset: preset_property()
-    steps: bpy.props.IntProperty(name="Steps", description="Training steps; 0 uses the preset's", default=0,
-                                 min=0, options={"SKIP_SAVE"})
+    steps: bpy.props.IntProperty(
+        name="Steps", description="Training steps; 0 uses the preset's", default=0, min=0, options={"SKIP_SAVE"}
+    )
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -50,17 +53,25 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         python = runner.worker_python(worker_python_setting(context))
         others = [obj.name for obj in context.selected_objects if obj != source]
         if others:
-            self.report({"INFO"}, f"Fitting the active object {source.name}; {len(others)} other selected "
-                                  f"object(s) are not used")
+            self.report(
+                {"INFO"},
+                f"Fitting the active object {source.name}; {len(others)} other selected object(s) are not used",
+            )
         vertices, triangles = mesh_data.evaluated_triangles(source, context.evaluated_depsgraph_get())
         if len(triangles) == 0:
             raise runner.JobError(f"{source.name} has no faces")
         if not np.isfinite(vertices).all():
             raise runner.JobError(f"{source.name} has vertices with NaN or infinite coordinates")
-        spec = protocol.JobSpec(task="fit", resolution=self.resolution, preset=self.preset,
-                                device=get_preferences(context).device, steps=self.steps)
-        return runner.WorkerJob(jobs_root(), source.name, spec, python,
-                                {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}})
+        spec = protocol.JobSpec(
+            task="fit",
+            resolution=self.resolution,
+            preset=self.preset,
+            device=get_preferences(context).device,
+            steps=self.steps,
+        )
+        return runner.WorkerJob(
+            jobs_root(), source.name, spec, python, {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}}
+        )
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
         source = bpy.data.objects.get(job.key)
@@ -81,5 +92,6 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             selected.select_set(False)
         result.select_set(True)
         context.view_layer.objects.active = result
-        self.report({"INFO"}, f"Fit {source.name}: {result.name} has {len(vertices)} vertices, "
-                              f"{len(triangles)} triangles")
+        self.report(
+            {"INFO"}, f"Fit {source.name}: {result.name} has {len(vertices)} vertices, {len(triangles)} triangles"
+        )

@@ -1,5 +1,6 @@
 """What the Fit and Re-extract operators share: start a worker job, then either wait for it
 (scripts, background mode) or follow it from a modal timer (the UI), and apply its result."""
+
 from __future__ import annotations
 
 from pathlib import Path
