@@ -1,5 +1,6 @@
 # make demo   set up .venv and run the demo (fit Suzanne, extract twice, render a comparison)
 # make test   set up .venv, build the extension zip and run the tests
+# make check  lint, format check and type check, in their own .venv-check
 # make build  write dist/inr_addon-<version>.zip
 # make bench  measure presets and Voxel Remesh on ../shared/data/meshes (slow)
 
@@ -12,7 +13,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' blender_manifest.toml)
 ZIP := dist/inr_addon-$(VERSION).zip
 SOURCES := blender_manifest.toml $(shell find inr_addon -name '*.py')
 
-.PHONY: setup build test demo bench clean
+.PHONY: setup build test demo bench clean check
 
 setup: $(STAMP)
 
@@ -43,3 +44,18 @@ bench: $(ZIP)
 
 clean:
 	rm -rf build dist out
+
+# The checks get their own venv: fake-bpy-module's `bpy` stubs must never stand beside the real bpy.
+CHECK_VENV := .venv-check
+CHECK_STAMP := $(CHECK_VENV)/.installed-$(shell cat requirements-check.txt | cksum | cut -d' ' -f1)
+
+$(CHECK_STAMP): requirements-check.txt
+	$(PYTHON) -m venv $(CHECK_VENV)
+	$(CHECK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-check.txt
+	rm -f $(CHECK_VENV)/.installed-*
+	touch $@
+
+check: $(CHECK_STAMP)
+	$(CHECK_VENV)/bin/ruff check .
+	$(CHECK_VENV)/bin/ruff format --check .
+	$(CHECK_VENV)/bin/mypy

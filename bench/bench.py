@@ -108,8 +108,8 @@ def bench_mesh(bpy, path: Path, presets: list[str], resolution: int, reextract: 
 
 def markdown(rows: list[dict], reextract: int) -> str:
     lines = [
-        "| mesh | method | fit s | wall s | re-extract %d s | Chamfer-L1 | F-score | normal cons. | IoU | "
-        "boundary / non-manifold edges |" % reextract,
+        f"| mesh | method | fit s | wall s | re-extract {reextract} s | Chamfer-L1 | F-score | normal cons. | IoU | "
+        + "boundary / non-manifold edges |",
         "|" + "---|" * 10,
     ]
     for row in rows:

@@ -10,7 +10,7 @@ FIELD_KEY = "_inr_field"  # a leading underscore hides it from the Custom Proper
 
 
 def has_field(obj: bpy.types.Object | None) -> bool:
-    return obj is not None and FIELD_KEY in obj.keys()
+    return obj is not None and FIELD_KEY in obj.keys()  # noqa: SIM118 (the stubs give ID no __contains__)
 
 
 def read_field(obj: bpy.types.Object) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import field_store, runner
+from . import field_store, properties, runner
 
 
 class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
@@ -16,7 +16,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        settings = context.scene.inr_settings
+        settings = properties.scene_settings(context.scene)
         active = context.active_object
         column = layout.column()
         column.prop(settings, "preset")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import bpy
 
 from .inr_worker import protocol
@@ -34,7 +36,7 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
 
 
 def get_preferences(context: bpy.types.Context) -> INR_AddonPreferences:
-    return context.preferences.addons[ADDON_ID].preferences
+    return typing.cast(INR_AddonPreferences, context.preferences.addons[ADDON_ID].preferences)
 
 
 def worker_python_setting(context: bpy.types.Context) -> str:

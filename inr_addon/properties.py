@@ -35,9 +35,14 @@ class INR_SceneSettings(bpy.types.PropertyGroup):
 classes = (INR_SceneSettings,)
 
 
+def scene_settings(scene: bpy.types.Scene) -> INR_SceneSettings:
+    """The scene's Neural Field settings (registered at run time, so unknown to a type checker)."""
+    return scene.inr_settings  # type: ignore[attr-defined]
+
+
 def register() -> None:
-    bpy.types.Scene.inr_settings = bpy.props.PointerProperty(type=INR_SceneSettings)
+    bpy.types.Scene.inr_settings = bpy.props.PointerProperty(type=INR_SceneSettings)  # type: ignore[attr-defined]
 
 
 def unregister() -> None:
-    del bpy.types.Scene.inr_settings
+    del bpy.types.Scene.inr_settings  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -42,7 +43,7 @@ def training_worker(parent: psutil.Process) -> psutil.Process | None:
             continue
         if "inr_worker" in command and "run" in command:
             events = os.path.join(command[-1], "events.jsonl")
-            if os.path.exists(events) and '"progress"' in open(events).read():
+            if os.path.exists(events) and '"progress"' in Path(events).read_text():
                 return child
     return None
 
@@ -151,7 +152,7 @@ def test_quitting_blender_ends_the_worker_and_removes_its_files():
     blender = run_child_blender(quit_politely=True)
     output, _ = blender.communicate(timeout=300)
     assert blender.returncode == 0
-    jobs_root = [line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("JOBS ")][0]
+    jobs_root = next(line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("JOBS "))
     assert os.listdir(jobs_root) == []
     orphans = [p for p in psutil.process_iter(["cmdline"]) if jobs_root in " ".join(p.info["cmdline"] or [])]
     assert orphans == []

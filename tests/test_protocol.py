@@ -51,7 +51,7 @@ def test_job_spec_round_trip_and_validation(tmp_path):
     spec = protocol.JobSpec(task="fit", resolution=128, preset="FAST")
     spec.write(tmp_path)
     assert protocol.JobSpec.read(tmp_path) == spec
-    for bad in (dict(resolution=8), dict(resolution=4096), dict(preset="HUGE"), dict(task="paint"), dict(device="TPU")):
+    for bad in ({"resolution": 8}, {"resolution": 4096}, {"preset": "HUGE"}, {"task": "paint"}, {"device": "TPU"}):
         with pytest.raises(protocol.ProtocolError):
             protocol.JobSpec(**{"task": "fit", "resolution": 64, **bad}).validate()
     (tmp_path / protocol.JOB_FILE).write_text(json.dumps({"task": "fit", "resolution": 64, "colour": 1}))

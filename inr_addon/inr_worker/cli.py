@@ -8,6 +8,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import igl
 import numpy as np
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="inr_worker", description="Fit neural fields to meshes and extract their surfaces at any resolution."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    device = dict(choices=protocol.DEVICES, default="AUTO", help="compute device (default AUTO)")
+    device: dict[str, Any] = {"choices": protocol.DEVICES, "default": "AUTO", "help": "compute device (default AUTO)"}
 
     fit_parser = commands.add_parser("fit", help="fit a field to a mesh (OBJ, PLY, OFF, STL)")
     fit_parser.add_argument("mesh", type=Path)

@@ -46,7 +46,7 @@ class _Grid:
     """
 
     def __init__(
-        self, model: NeuralField, origin: np.ndarray, cell: float, shape: tuple[int, int, int], device: torch.device
+        self, model: NeuralField, origin: np.ndarray, cell: float, shape: tuple[int, ...], device: torch.device
     ) -> None:
         self.model, self.origin, self.cell, self.shape, self.device = model, origin, cell, shape, device
         self.values = np.ones(shape, dtype=np.float32)

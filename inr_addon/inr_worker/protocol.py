@@ -94,7 +94,7 @@ class EventWriter:
     """Appends progress events to a job's events file, one JSON line each, flushed at once."""
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the writer's life; close() ends it)
 
     def emit(self, event: str, **fields: Any) -> None:
         self._file.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")

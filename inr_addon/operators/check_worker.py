@@ -29,6 +29,7 @@ class INR_OT_check_worker(bpy.types.Operator):
                 text=True,
                 timeout=CHECK_TIMEOUT_S,
                 stdin=subprocess.DEVNULL,
+                check=False,  # a failure is reported from its output below
             )
         except runner.JobError as error:
             self.report({"ERROR"}, str(error))

@@ -42,8 +42,8 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         return runner.WorkerJob(jobs_root(), target.name, spec, python, {protocol.FIELD_FILE: field})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        target = bpy.data.objects.get(job.key)
-        if target is None:
+        target: bpy.types.Object | None = bpy.data.objects.get(job.key)
+        if target is None or not isinstance(target.data, bpy.types.Mesh):
             raise runner.JobError(f"the object {job.key} was removed during the extraction")
         with np.load(job.directory / protocol.SURFACE_FILE) as surface:
             vertices, triangles = surface["vertices"], surface["triangles"]

@@ -74,7 +74,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         )
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        source = bpy.data.objects.get(job.key)
+        source: bpy.types.Object | None = bpy.data.objects.get(job.key)
         if source is None:
             raise runner.JobError(f"the source object {job.key} was removed during the fit")
         with np.load(job.directory / protocol.SURFACE_FILE) as surface:

@@ -32,7 +32,7 @@ def redraw_sidebars(context: bpy.types.Context) -> None:
                 area.tag_redraw()
 
 
-class WorkerJobOperator:
+class WorkerJobOperator(bpy.types.Operator):
     """Mixin for an operator that runs one worker job. Subclasses define ``start_job`` and ``apply``.
 
     ``execute`` (scripts) runs the job to its end before returning; ``invoke`` (buttons) follows it
