@@ -122,6 +122,12 @@ def invoke(bpy, operator, **properties):
     return context
 
 
+def press(bpy, button) -> set[str]:
+    """Run a recorded operator button as a click would: its operator, with the properties the panel set."""
+    module, _, name = button.args["operator"].partition(".")
+    return getattr(getattr(bpy.ops, module), name)(**button.properties)
+
+
 def surface(obj) -> tuple:
     vertices, triangles = mesh_arrays(obj)
     return vertices, triangles, np.array(obj.matrix_world)
@@ -201,7 +207,10 @@ def test_modal_fit_applies_like_the_synchronous_fit_reports_progress_and_undoes(
 
 def test_esc_cancels_a_modal_fit_within_2_s_and_changes_nothing(scene):
     bpy = pytest.importorskip("bpy")
+    bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))
+    bystander = bpy.context.active_object
     bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=1)
+    source = bpy.context.active_object
     before = scene_state(bpy)
     operator = Operator(bpy, "inr.fit_mesh")
     context = invoke(bpy, operator, resolution=16, preset="FAST", steps=LONG)
@@ -215,6 +224,10 @@ def test_esc_cancels_a_modal_fit_within_2_s_and_changes_nothing(scene):
     (progress,) = panels[-1].of("progress")
     assert progress.args["text"].startswith("Training ") and f"/{LONG}" in progress.args["text"]
     assert panels[-1].operators("inr.cancel")[0].properties == {"object_name": "Icosphere"}
+    select_only(bpy, bystander)  # another object active: the job is listed with its own cancel button
+    (other,) = draw_everything(bpy).operators("inr.cancel")
+    assert other.args["icon"] == "X" and other.properties == {"object_name": "Icosphere"}
+    select_only(bpy, source)
 
     start = time.monotonic()
     assert operator.modal(context, event("ESC", "PRESS")) == {"CANCELLED"}
@@ -254,4 +267,12 @@ def test_modal_reextract_applies_like_the_synchronous_one_and_esc_keeps_the_mesh
     assert scene_state(bpy) == before and target["inr_resolution"] == 20
     for got, want in zip(surface(target), expected, strict=True):
         assert np.array_equal(got, want)
+    assert not worker_processes() and not jobs_left(bpy)
+
+    context = invoke(bpy, operator, resolution=32)  # the panel's Cancel button instead of Esc
+    (cancel,) = draw_everything(bpy).operators("inr.cancel")
+    assert press(bpy, cancel) == {"FINISHED"}
+    assert run_modal(operator, context) == {"CANCELLED"}
+    assert operator.reports[-1] == ("WARNING", "Re-extract cancelled")
+    assert scene_state(bpy) == before and context.window_manager.timers == []
     assert not worker_processes() and not jobs_left(bpy)
