@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,7 @@ REQUIREMENTS = Path(__file__).resolve().parent / "requirements-worker.txt"
 ENV_NAME = "worker-env"
 LOG_NAME = "worker-setup.log"
 BUILDING_PREFIX = ".worker-env-building-"
-REPLACED_PREFIX = ".worker-env-replaced-"
+REMOVED_PREFIX = ".worker-env-removed-"  # renamed aside, being deleted
 TORCH_BUILDS = ("CPU", "CUDA")
 # pip's own index holds CPU-only torch for Windows and macOS, but a CUDA build for Linux; the PyTorch index
 # has the CPU-only Linux build, and the CUDA builds for Windows.
@@ -328,7 +329,7 @@ class WorkerSetup:
         )
 
     def _move_into_place(self) -> None:
-        replaced = self.root / f"{REPLACED_PREFIX}{uuid.uuid4().hex[:8]}"
+        replaced = self.root / f"{REMOVED_PREFIX}{uuid.uuid4().hex[:8]}"
         try:
             if self.final.exists():
                 os.replace(self.final, replaced)
@@ -342,7 +343,8 @@ class WorkerSetup:
             self._fail(f"cannot move the new environment into place ({error}); is the old one still in use?")
             return
         _point_scripts_at(self.final, self.building)
-        shutil.rmtree(replaced, ignore_errors=True)
+        if replaced.exists():
+            _delete_quietly(replaced)
         try:
             found = json.loads(self.output.last_line)
             torch = f"torch {found['torch']} on {found['device'].upper()}, "
@@ -352,7 +354,8 @@ class WorkerSetup:
 
     def _end(self, outcome: str, message: str) -> None:
         self.outcome, self.message = outcome, message
-        shutil.rmtree(self.building, ignore_errors=True)
+        if self.building.exists():
+            _delete_quietly(self.building)
         self._write_log(f"\n== {outcome}: {message}\n")
         self._log.close()
 
@@ -383,20 +386,53 @@ def _point_scripts_at(env_dir: Path, built_at: Path) -> None:
             path.write_bytes(content.replace(old, new))
 
 
+_deletions: list[threading.Thread] = []
+
+
+def delete_aside(path: Path) -> None:
+    """Rename ``path`` aside (at once) and delete it in a thread: a 1 GB environment takes a minute to delete
+    on some disks, and Blender must not freeze meanwhile. What a quit interrupts, the next set-up deletes."""
+    aside = path if path.name.startswith(REMOVED_PREFIX) else path.parent / f"{REMOVED_PREFIX}{uuid.uuid4().hex[:8]}"
+    if aside != path:
+        os.replace(path, aside)
+    thread = threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True}, daemon=True)
+    thread.start()
+    _deletions.append(thread)
+
+
+def _delete_quietly(path: Path) -> None:
+    try:
+        delete_aside(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def wait_for_deletions(timeout_s: float | None = None) -> None:
+    """Wait until the folders put aside are deleted."""
+    for thread in list(_deletions):
+        thread.join(timeout_s)
+        if not thread.is_alive():
+            _deletions.remove(thread)
+
+
 def remove_leftovers(root: Path) -> None:
-    """Delete folders left by a set-up that Blender did not live to finish."""
+    """Delete folders left by a set-up or removal that Blender did not live to finish."""
     for path in Path(root).glob(".worker-env-*"):
-        if path.name.startswith((BUILDING_PREFIX, REPLACED_PREFIX)):
-            shutil.rmtree(path, ignore_errors=True)
+        if path.name.startswith((BUILDING_PREFIX, REMOVED_PREFIX)):
+            try:
+                delete_aside(path)
+            except OSError:
+                pass  # in use: try again next time
 
 
 def remove_environment(root: Path) -> Path:
-    """Delete the environment under ``root``; returns the folder removed. SetupError if there is none."""
+    """Remove the environment under ``root`` from use at once (its files are deleted in the background).
+    Returns its folder; SetupError if there is none or it cannot be moved (a worker still runs from it)."""
     env_dir = environment_dir(root)
     if not env_dir.exists():
         raise SetupError(f"there is no worker environment in {root}")
     try:
-        shutil.rmtree(env_dir)
+        delete_aside(env_dir)
     except OSError as error:
         raise SetupError(f"cannot remove {env_dir} ({error}); is a worker still running?") from error
     remove_leftovers(root)

@@ -146,14 +146,71 @@ def test_cuda_refused_without_an_nvidia_gpu(addon, worker_python_kept, tmp_path)
 def test_setup_cancelled_leaves_nothing(addon, tmp_path):
     worker_env = addon_module(addon).worker_env
     setup = worker_env.WorkerSetup(worker_env.SetupConfig(root=tmp_path / "user dir"))
-    time.sleep(0.5)
-    assert not setup.poll() and setup.building.exists()  # making the venv
+    deadline = time.monotonic() + 60
+    while not setup.building.exists() and time.monotonic() < deadline:
+        assert not setup.poll()  # making the venv
+        time.sleep(0.1)
+    assert setup.building.exists()
     setup.cancel()
     assert setup.poll() and setup.outcome == "cancelled"
     with pytest.raises(worker_env.SetupCancelled):
         setup.check_result()
+    worker_env.wait_for_deletions()
     assert sorted(p.name for p in (tmp_path / "user dir").iterdir()) == [worker_env.LOG_NAME]
     assert "cancelled" in setup.log_path.read_text()
+
+
+class RecordingLayout:
+    """Stands in for the UILayout that only a window has: records what the preferences draw."""
+
+    def __init__(self) -> None:
+        self.drawn: list[str] = []
+        self.enabled = True
+
+    def label(self, text: str = "", icon: str = "NONE") -> None:
+        self.drawn.append(f"label: {text}")
+
+    def operator(self, name: str, text: str = "", icon: str = "NONE"):
+        self.drawn.append(f"operator: {name} {text}")
+        return type("Properties", (), {})()
+
+    def prop(self, data, name: str) -> None:
+        self.drawn.append(f"prop: {name}")
+
+    def row(self) -> RecordingLayout:
+        return self
+
+
+def test_button_path_refuses_a_second_click_cancels_and_shows_progress(addon, worker_python_kept, tmp_path):
+    """What a button does: the set-up runs aside, an application timer follows it (driven by hand here,
+    as the wheel has no event loop) and the preferences draw its progress line and Cancel."""
+    module = addon_module(addon)
+    worker_env, follow = module.worker_env, module.operators.worker_setup._follow
+    addon.context.preferences.system.use_online_access = True
+    worker_python_kept.python_path = str(GOOD_PYTHON)
+    setup = worker_env.WorkerSetup(worker_env.SetupConfig(root=tmp_path / "user dir"))
+    worker_env.set_active(setup)
+    try:
+        assert follow(setup) is not None  # still running: the timer asks to be called again
+        layout = RecordingLayout()
+        module.preferences.INR_AddonPreferences.draw_worker_setup(worker_python_kept, layout)
+        assert any(line.startswith("label: Step 1/5: Making the environment") for line in layout.drawn)
+        assert "operator: inr.worker_setup_cancel " in layout.drawn
+        with pytest.raises(RuntimeError, match="already running"):
+            addon.ops.inr.worker_setup(torch_build="CPU", directory=str(tmp_path / "other"))
+        with pytest.raises(RuntimeError, match="Set Up Worker is running"):
+            addon.ops.inr.worker_remove(directory=str(tmp_path / "user dir"))
+        assert addon.ops.inr.worker_setup_cancel() == {"FINISHED"}
+        assert follow(setup) is None  # ended: the timer stops
+    finally:
+        worker_env.set_active(None)
+    assert worker_env.active() is None and "cancelled" in worker_env.last_message
+    worker_env.wait_for_deletions()
+    assert worker_python_kept.python_path == str(GOOD_PYTHON) and not setup.building.exists()
+    layout = RecordingLayout()
+    module.preferences.INR_AddonPreferences.draw_worker_setup(worker_python_kept, layout)
+    assert "operator: inr.worker_setup Set Up Worker (CPU)" in layout.drawn
+    assert f"label: {worker_env.last_message}" in layout.drawn
 
 
 def test_plan_uses_the_requirements_file_and_the_index(addon, tmp_path):
@@ -207,6 +264,7 @@ def test_real_setup_fit_failed_update_and_remove(addon, scene, worker_python_kep
     with pytest.raises(RuntimeError, match=r"failed at step 2/5 \(Updating pip\).*Worker Python is unchanged"):
         bpy.ops.inr.worker_setup(torch_build="CPU", directory=str(root))
     assert worker_python_kept.python_path == str(python) and python.is_file()
+    worker_env.wait_for_deletions()  # the failed build (a bare venv) is deleted in the background
     assert sorted(p.name for p in root.iterdir()) == [worker_env.ENV_NAME, worker_env.LOG_NAME]
     assert "== failed" in worker_env.log_path(root).read_text()
     print(f"failed set-up: {time.monotonic() - started:.1f} s", file=sys.stderr)
