@@ -12,6 +12,7 @@ BLENDER_EXT := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' blender_manifest.toml)
 ZIP := dist/inr_addon-$(VERSION).zip
 SOURCES := blender_manifest.toml $(shell find inr_addon -name '*.py')
+SOURCES += inr_addon/requirements-worker.txt
 
 .PHONY: setup build test demo bench clean check
 

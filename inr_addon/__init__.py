@@ -11,7 +11,7 @@ import atexit
 
 import bpy
 
-from . import operators, panel, preferences, properties, runner
+from . import operators, panel, preferences, properties, runner, worker_env
 
 classes = (*preferences.classes, *properties.classes, *operators.classes, *panel.classes)
 
@@ -31,6 +31,8 @@ def register() -> None:
 
 def unregister() -> None:
     runner.stop_all()
+    if worker_env.active() is not None:
+        worker_env.active().cancel()
     atexit.unregister(runner.stop_all)
     if _stop_jobs_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_jobs_on_load)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import bpy
 
+from . import worker_env
 from .inr_worker import protocol
 
 ADDON_ID = __package__
@@ -27,12 +29,44 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
         items=[(name, name.capitalize() if name != "MPS" else "MPS", f"Use {name}") for name in protocol.DEVICES],
         default="AUTO",
     )
+    index_url: bpy.props.StringProperty(
+        name="Index URL",
+        description="Package index for Set Up Worker, for a studio mirror (pip's --index-url). Empty: pip's own "
+        "configuration, with the PyTorch index for the CPU-only build where pip's index lacks it",
+        default="",
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "python_path")
         layout.prop(self, "device")
         layout.operator("inr.check_worker", icon="CONSOLE")
+        self.draw_worker_setup(layout.box())
+
+    def draw_worker_setup(self, box: bpy.types.UILayout) -> None:
+        box.label(text="Worker environment (torch in its own Python, never in Blender's)")
+        setup = worker_env.active()
+        if setup is not None:
+            box.label(text=setup.status(), icon="TIME")
+            box.operator("inr.worker_setup_cancel", icon="CANCEL")
+        else:
+            if not bpy.app.online_access:
+                box.label(text="Set Up Worker needs Preferences > System > Network > Allow Online Access", icon="ERROR")
+            row = box.row()
+            row.enabled = bpy.app.online_access
+            for build in worker_env.offered_builds():
+                row.operator("inr.worker_setup", text=f"Set Up Worker ({build})", icon="IMPORT").torch_build = build
+            root = Path(bpy.utils.extension_path_user(ADDON_ID))
+            if worker_env.environment_dir(root).exists():
+                box.operator("inr.worker_remove", icon="TRASH")
+            if worker_env.last_message:
+                box.label(text=worker_env.last_message)
+        box.prop(self, "index_url")
+        log = worker_env.log_path(Path(bpy.utils.extension_path_user(ADDON_ID)))
+        if setup is not None or log.is_file():
+            box.operator("wm.path_open", text="Open Set-Up Log", icon="TEXT").filepath = str(
+                setup.log_path if setup else log
+            )
 
 
 def get_preferences(context: bpy.types.Context) -> INR_AddonPreferences:

@@ -80,6 +80,9 @@ def _command_check(args: argparse.Namespace) -> None:
                 "python_version": platform.python_version(),
                 "torch": torch.__version__,
                 "device": device.type,
+                "cpu_threads": torch.get_num_threads(),
+                "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+                "mps": torch.backends.mps.is_available(),
             }
         )
     )

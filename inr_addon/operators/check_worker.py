@@ -1,46 +1,25 @@
-"""``inr.check_worker``: run the worker once and report the torch version and device it finds."""
+"""``inr.check_worker``: report the worker Python's version, torch and devices, or exactly why it cannot work."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import bpy
 
-from .. import runner
+from .. import runner, worker_env
 from ..preferences import get_preferences, worker_python_setting
-
-CHECK_TIMEOUT_S = 120
 
 
 class INR_OT_check_worker(bpy.types.Operator):
-    """Start the worker Python once and report the torch version and device it finds"""
+    """Start the worker Python and report its Python and torch versions and the devices torch sees"""
 
     bl_idname = "inr.check_worker"
     bl_label = "Check Worker"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            python = runner.worker_python(worker_python_setting(context))
-            completed = subprocess.run(
-                runner.worker_command(python, "check", "--device", get_preferences(context).device),
-                env=runner.worker_environment(),
-                capture_output=True,
-                text=True,
-                timeout=CHECK_TIMEOUT_S,
-                stdin=subprocess.DEVNULL,
-                check=False,  # a failure is reported from its output below
-            )
-        except runner.JobError as error:
+            python = worker_python_setting(context) or runner.worker_python("")
+            report = worker_env.check_python(python, get_preferences(context).device)
+        except (runner.JobError, worker_env.WorkerPythonError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        except (OSError, subprocess.TimeoutExpired) as error:
-            self.report({"ERROR"}, f"the worker Python could not be run: {error}")
-            return {"CANCELLED"}
-        if completed.returncode != 0:
-            lines = (completed.stderr or completed.stdout).strip().splitlines()
-            self.report({"ERROR"}, f"{python} cannot run the worker: {lines[-1] if lines else 'no output'}")
-            return {"CANCELLED"}
-        found = json.loads(completed.stdout.strip().splitlines()[-1])
-        self.report({"INFO"}, f"Worker OK: torch {found['torch']} on {found['device'].upper()} ({python})")
+        self.report({"INFO"}, report.summary())
         return {"FINISHED"}
