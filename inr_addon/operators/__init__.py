@@ -4,5 +4,6 @@ from .cancel import INR_OT_cancel
 from .check_worker import INR_OT_check_worker
 from .extract_mesh import INR_OT_extract_mesh
 from .fit_mesh import INR_OT_fit_mesh
+from .import_field import INR_OT_import_field
 
-classes = (INR_OT_fit_mesh, INR_OT_extract_mesh, INR_OT_cancel, INR_OT_check_worker)
+classes = (INR_OT_fit_mesh, INR_OT_extract_mesh, INR_OT_cancel, INR_OT_check_worker, INR_OT_import_field)
