@@ -123,7 +123,7 @@ def read_mesh(data: bytes, suffix: str) -> tuple[np.ndarray, np.ndarray]:
             try:
                 vertices, triangles = igl.read_triangle_mesh(str(path))[:2]
             except (RuntimeError, ValueError) as error:
-                raise ValueError(f"cannot read it ({error})") from error
+                raise ValueError(f"libigl cannot read it as {suffix[1:]}") from error
     else:
         raise ValueError(f"{suffix or 'no suffix'} is not a mesh format this reads ({', '.join(MESH_SUFFIXES)})")
     if len(vertices) == 0:
@@ -292,8 +292,8 @@ class BatchProgress:
         self._started = time.monotonic()
         self._bar = None
         if stream.isatty():
-            self._bar = tqdm.tqdm(total=total, file=stream, unit="mesh", bar_format="{l_bar}{bar}| {postfix}")
-            self._bar.set_postfix_str(self._figures())
+            self._bar = tqdm.tqdm(total=total, file=stream, bar_format="{percentage:3.0f}%|{bar}| {desc}")
+            self._bar.set_description_str(self._figures())
 
     def _figures(self) -> str:
         finished = sum(self.counts.values())
@@ -313,7 +313,7 @@ class BatchProgress:
         if self._bar is not None:
             if row["status"] == "failed":
                 self._bar.write(line, file=self._stream)
-            self._bar.set_postfix_str(self._figures(), refresh=False)
+            self._bar.set_description_str(self._figures(), refresh=False)
             self._bar.update(1)
         else:
             self._stream.write(f"{line}  [{self._figures()}]\n")
