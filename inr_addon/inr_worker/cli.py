@@ -88,6 +88,33 @@ def _command_check(args: argparse.Namespace) -> None:
     )
 
 
+def _command_batch(args: argparse.Namespace) -> None:
+    try:
+        from . import batch
+    except ImportError as error:
+        raise RuntimeError(f"batch needs Ray ({error}); pip install -r requirements-batch.txt") from error
+    config = batch.BatchConfig(
+        preset=args.preset,
+        resolutions=tuple(args.resolution),
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        surface_format=args.format,
+        score=args.score,
+        score_samples=args.score_samples,
+    )
+    cluster = batch.ClusterConfig(
+        address=args.address,
+        num_cpus=args.num_cpus,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_task=args.gpus_per_task,
+    )
+    rows = batch.run_batch(args.inputs, args.out, config, cluster)
+    failed = sum(row["status"] == "failed" for row in rows)
+    if failed:
+        raise batch.BatchError(f"{failed} of {len(rows)} meshes failed; see {args.out / batch.MANIFEST}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inr_worker", description="Fit neural fields to meshes and extract their surfaces at any resolution."
@@ -115,6 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_parser = commands.add_parser("run", help="run a job directory written by the Blender add-on")
     run_parser.add_argument("job_dir", type=Path)
+
+    batch_parser = commands.add_parser(
+        "batch", help="fit every mesh under the inputs on Ray (local, or a cluster with --address / RAY_ADDRESS)"
+    )
+    batch_parser.add_argument("inputs", nargs="+", type=Path, help="mesh files and folders (searched recursively)")
+    batch_parser.add_argument("--out", type=Path, required=True, help="output folder (fields, surfaces, manifest)")
+    batch_parser.add_argument("--preset", choices=protocol.PRESET_NAMES, default="BALANCED")
+    batch_parser.add_argument(
+        "--resolution", type=_resolution, nargs="+", default=[256], help="one surface a resolution (default 256)"
+    )
+    batch_parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    batch_parser.add_argument("--seed", type=int, default=0)
+    batch_parser.add_argument("--format", choices=("obj", "ply", "off", "stl"), default="obj", help="surface files")
+    batch_parser.add_argument(
+        "--score", action="store_true", help="Chamfer-L1, F-score, normal consistency and IoU against each input"
+    )
+    batch_parser.add_argument("--score-samples", type=int, default=100_000, help="points per score (default 100000)")
+    batch_parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    batch_parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
+    batch_parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) a mesh")
+    batch_parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs a mesh (e.g. 1, or 0.5 to share)")
+    batch_parser.add_argument("--device", **device)
+    batch_parser.set_defaults(run=_command_batch)
 
     check_parser = commands.add_parser("check", help="print the torch version and the device found")
     check_parser.add_argument("--device", **device)

@@ -4,9 +4,18 @@ from .cancel import INR_OT_cancel
 from .check_worker import INR_OT_check_worker
 from .extract_mesh import INR_OT_extract_mesh
 from .fit_mesh import INR_OT_fit_mesh
+from .import_field import INR_OT_import_field
 from .worker_remove import INR_OT_worker_remove
 from .worker_setup import INR_OT_worker_setup
 from .worker_setup_cancel import INR_OT_worker_setup_cancel
 
-classes = (INR_OT_fit_mesh, INR_OT_extract_mesh, INR_OT_cancel, INR_OT_check_worker)
-classes += (INR_OT_worker_setup, INR_OT_worker_setup_cancel, INR_OT_worker_remove)
+classes = (
+    INR_OT_fit_mesh,
+    INR_OT_extract_mesh,
+    INR_OT_import_field,
+    INR_OT_cancel,
+    INR_OT_check_worker,
+    INR_OT_worker_setup,
+    INR_OT_worker_setup_cancel,
+    INR_OT_worker_remove,
+)
