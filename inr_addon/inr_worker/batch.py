@@ -268,7 +268,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def read_manifest(out: Path) -> dict[str, dict[str, Any]]:
     """The rows of an earlier run, by input path (unreadable lines, e.g. from a killed write, are ignored)."""
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     try:
         lines = (out / MANIFEST).read_text().splitlines()
     except OSError:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import atexit
 import functools
+import typing
 from pathlib import Path
 
 import bpy
 
 from .. import worker_env
-from ..preferences import ADDON_ID, get_preferences
+from ..preferences import ADDON_ID, INR_AddonPreferences, get_preferences
 
 TIMER_INTERVAL_S = 0.25
 OFFLINE_MESSAGE = (
@@ -42,9 +43,9 @@ def redraw_preferences() -> None:
 def _use(setup: worker_env.WorkerSetup) -> Path:
     """Point Worker Python at the finished environment; SetupError if the set-up did not finish."""
     python = setup.check_result()
-    addon = bpy.context.preferences.addons.get(ADDON_ID)
-    if addon is not None:
-        addon.preferences.python_path = str(python)
+    addon: bpy.types.Addon | None = bpy.context.preferences.addons.get(ADDON_ID)
+    if addon is not None:  # the add-on may have been disabled while the set-up ran
+        typing.cast(INR_AddonPreferences, addon.preferences).python_path = str(python)
     return python
 
 
