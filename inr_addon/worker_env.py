@@ -183,7 +183,8 @@ class PipOutput:
             done, total = int(match[1]), int(match[2])
             self.fraction = done / total if total else None
         elif stripped.startswith(("Collecting ", "Downloading ", "Installing collected packages:", "Processing ")):
-            self.detail = stripped if len(stripped) < 90 else stripped[:87] + "..."
+            short = re.sub(r"\S+/(\S+)", r"\1", re.sub(r"\s*\(from .*\)$", "", stripped))  # file names, no paths
+            self.detail = short if len(short) < 90 else short[:87] + "..."
             self.fraction = None
         elif stripped.startswith("ERROR: ") and not self.error:
             self.error = stripped[len("ERROR: ") :]
@@ -382,7 +383,7 @@ def _point_scripts_at(env_dir: Path, built_at: Path) -> None:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 1_000_000:
             continue
         content = path.read_bytes()
-        if old in content:
+        if old in content and b"\0" not in content:  # text only: Windows launchers carry a zip after the path
             path.write_bytes(content.replace(old, new))
 
 

@@ -213,6 +213,18 @@ def test_button_path_refuses_a_second_click_cancels_and_shows_progress(addon, wo
     assert f"label: {worker_env.last_message}" in layout.drawn
 
 
+def test_progress_line_and_error_from_pip_output(addon):
+    output = addon_module(addon).worker_env.PipOutput()
+    output.feed("Collecting libigl==2.6.3 (from -r /tmp/a b/requirements-worker.txt (line 7))")
+    output.feed("  Downloading libigl-2.6.3-cp311-cp311-manylinux_2_28_x86_64.whl (13.9 MB)")
+    output.feed("Progress 3474914 of 13899658")
+    assert output.text() == "Downloading libigl-2.6.3-cp311-cp311-manylinux_2_28_x86_64.whl (13.9 MB) 25%"
+    output.feed("WARNING: Retrying (...) after connection broken by 'NewConnectionError(...)': /simple/scipy/")
+    output.feed("ERROR: Could not find a version that satisfies the requirement scipy==1.17.1 (from versions: none)")
+    output.feed("ERROR: No matching distribution found for scipy==1.17.1")
+    assert output.unreachable and output.error.startswith("Could not find a version that satisfies")
+
+
 def test_plan_uses_the_requirements_file_and_the_index(addon, tmp_path):
     worker_env = addon_module(addon).worker_env
     building = tmp_path / "building dir"
