@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import time
 import types
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -64,8 +63,8 @@ class Context:
         return getattr(self._context, name)
 
 
-def event(kind: str, value: str = "NOTHING") -> SimpleNamespace:
-    return SimpleNamespace(type=kind, value=value)
+def event(kind: str, value: str = "NOTHING") -> types.SimpleNamespace:
+    return types.SimpleNamespace(type=kind, value=value)
 
 
 class Operator:
@@ -80,7 +79,10 @@ class Operator:
         self.__dict__.update(cls=getattr(bpy.types, rna.identifier), rna=rna, reports=[], **properties)
 
     def __setattr__(self, name: str, value) -> None:
-        assert name.startswith("_") or name in self.rna.properties, f"{self.rna.identifier} has no {name!r}"
+        if not name.startswith("_"):  # the operator's own state (_job, _timer) is not RNA
+            assert name in self.rna.properties, f"{self.rna.identifier} has no {name!r}"
+            if self.rna.properties[name].type == "ENUM":
+                assert value in self.rna.properties[name].enum_items, f"{name}={value!r}"
         self.__dict__[name] = value
 
     def __getattr__(self, name: str):
