@@ -16,8 +16,9 @@ import torch
 from . import protocol
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, load_field, save_field
+from .model import NeuralField
 from .progress import EventProgress, Progress
-from .sampling import InputError, sample_mesh
+from .sampling import InputError, near_samples, sample_band
 from .train import PRESETS, pick_device, train_field
 
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, RuntimeError, OSError)
@@ -32,21 +33,25 @@ def fit(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> StoredField:
-    """Sample the mesh and train a field on it."""
+    """Sample the exact signed distance on the mesh's narrow band, then fit the band's values to it."""
     progress = progress or Progress()
     settings = PRESETS[preset]
     torch_device = pick_device(device)
+    config = settings.field
     started = time.monotonic()
-    progress.stage("sampling", f"{settings.samples.count} points, {len(triangles)} triangles")
-    frame, points, distances = sample_mesh(vertices, triangles, settings.samples, seed)
+    progress.stage("sampling", f"narrow band at {config.resolution} cells, {len(triangles)} triangles")
+    band = sample_band(vertices, triangles, config)
+    model = NeuralField(config, *(torch.from_numpy(array) for array in (band.keys, band.values, band.inside)))
+    points, distances = near_samples(band.distance, settings.samples, settings.sample_sigma_cells * config.cell, seed)
     sampled = time.monotonic()
     progress.stage(
         "training",
-        f"{steps or settings.steps} steps on {torch_device.type}, after {sampled - started:.1f} s of sampling",
+        f"{steps or settings.steps} steps on {torch_device.type}, {len(band.keys)} bricks, "
+        f"after {sampled - started:.1f} s of sampling",
     )
-    model = train_field(points, distances, settings, torch_device, steps, seed, progress.step)
+    model = train_field(model, points, distances, settings, torch_device, steps, seed, progress.step)
     trained = time.monotonic()
-    unit_vertices = frame.to_unit(np.asarray(vertices, np.float64))
+    unit_vertices = band.distance.vertices
     info = {
         "preset": preset,
         "device": torch_device.type,
@@ -54,7 +59,9 @@ def fit(
         "training_s": f"{trained - sampled:.2f}",
         "torch": torch.__version__,
     }
-    return StoredField(model=model.cpu(), frame=frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info)
+    return StoredField(
+        model=model.cpu(), frame=band.frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info
+    )
 
 
 def extract(
