@@ -160,6 +160,36 @@ def _sign_changes(inside: np.ndarray) -> np.ndarray:
     return changed
 
 
+def _brick_values(
+    distance: MeshDistance,
+    config: FieldConfig,
+    cells: np.ndarray,
+    centres: np.ndarray,
+    centre_distances: np.ndarray,
+    centre_inside: np.ndarray,
+) -> np.ndarray:
+    """Signed distances, clamped to the band, at the points of the bricks ``cells`` (M, brick^3).
+
+    A point inside the empty ball about its brick's centre is beyond the band on the centre's side;
+    a point beyond the band whose own empty ball meets the centre's is on the centre's side too. Only
+    the rest need their distance, and only points within the band their winding number.
+    """
+    band = config.band
+    local = np.argwhere(np.ones((config.brick,) * 3, dtype=bool))
+    points = (-DOMAIN_HALF_EXTENT + (cells[:, None] * config.brick + local) * config.cell).reshape(-1, 3)
+    count = len(local)
+    reach = np.linalg.norm(points - centres.repeat(count, 0), axis=1)
+    ball = np.repeat(centre_distances, count)
+    centre_side = np.where(np.repeat(centre_inside, count), -1.0, 1.0)
+    values = centre_side * band
+    unknown = np.flatnonzero(reach >= ball - band)
+    found = distance.unsigned(points[unknown])
+    far = (found >= band) & (found + ball[unknown] > reach[unknown])
+    near = unknown[~far]
+    values[near] = np.where(distance.inside(points[near]), -1.0, 1.0) * np.minimum(found[~far], band)
+    return values.reshape(len(cells), count)
+
+
 def narrow_band(distance: MeshDistance, config: FieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The bricks that hold the surface, their exact signed distances and the side of every other brick.
 
@@ -177,10 +207,11 @@ def narrow_band(distance: MeshDistance, config: FieldConfig) -> tuple[np.ndarray
     cells = np.argwhere(np.ones((dims,) * 3, dtype=bool))
     while True:
         centres = _centres(cells, size, config)
-        near = distance.unsigned(centres) < np.sqrt(3) / 2 * (size * brick - 1) * cell + band
+        centre_distances = distance.unsigned(centres)
+        near = centre_distances < np.sqrt(3) / 2 * (size * brick - 1) * cell + band
         inside[tuple(cells.T)] = distance.inside(centres)
         split = near | _sign_changes(inside)[tuple(cells.T)]
-        cells = cells[split]
+        cells, centres, centre_distances = cells[split], centres[split], centre_distances[split]
         if size == 1:
             break
         size //= 2
@@ -188,11 +219,7 @@ def narrow_band(distance: MeshDistance, config: FieldConfig) -> tuple[np.ndarray
         inside = inside.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:dims, :dims, :dims]
         children = (cells[:, None] * 2 + np.argwhere(np.ones((2, 2, 2), dtype=bool))).reshape(-1, 3)
         cells = children[(children < dims).all(1)]
-    local = np.argwhere(np.ones((brick,) * 3, dtype=bool))
-    points = -DOMAIN_HALF_EXTENT + (cells[:, None] * brick + local) * cell
-    flat_points = points.reshape(-1, 3)
-    values = np.where(distance.inside(flat_points), -1.0, 1.0) * np.minimum(distance.unsigned(flat_points), band)
-    values = values.reshape(len(cells), -1)
+    values = _brick_values(distance, config, cells, centres, centre_distances, inside[tuple(cells.T)])
     # a brick with every point beyond the band on one side holds no surface: one bit is enough
     uniform = (np.abs(values) >= band).all(1) & ((values > 0).all(1) | (values < 0).all(1))
     inside[tuple(cells[uniform].T)] = values[uniform, 0] < 0
