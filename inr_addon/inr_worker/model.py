@@ -103,7 +103,8 @@ class NeuralField(nn.Module):
         corners = low[:, None, :] + self.corner_offsets  # (N, 8, 3) fine point indices, as whole floats
         bricks = (corners / brick).floor()
         local = corners - bricks * brick
-        keys = ((bricks[..., 0] * side + bricks[..., 1]) * side + bricks[..., 2]).long()
+        bricks = bricks.long()  # keys reach side^3, past float32's whole numbers at high resolutions
+        keys = (bricks[..., 0] * side + bricks[..., 1]) * side + bricks[..., 2]
         slots = self.slots[keys].long()
         local_flat = ((local[..., 0] * brick + local[..., 1]) * brick + local[..., 2]).long()
         index = torch.where(slots >= 0, slots * brick**3 + local_flat, -1)
