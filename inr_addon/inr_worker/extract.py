@@ -148,7 +148,10 @@ class _Chunk:
 
     def corner_values(self, cells: np.ndarray, size: int) -> np.ndarray:
         """Values at the 8 corners of cubes of ``size`` cells with low corners ``cells``: (M, 8)."""
-        flat = cells[:, None] + self.corner_offsets * size
+        return self.point_values(cells[:, None] + self.corner_offsets * size)
+
+    def point_values(self, flat: np.ndarray) -> np.ndarray:
+        """Values at points (local flat indices, any shape), evaluating those not known yet."""
         values, known, pending = self.values.reshape(-1), self.known.reshape(-1), self._pending.reshape(-1)
         missing = flat[~known[flat]]
         if len(missing):
@@ -166,11 +169,19 @@ class _Chunk:
         across the chunk's border."""
         cells, size, cell = blocks, self.lattice.block, self.lattice.cell
         while True:
-            cells = cells[_may_cross(self.corner_values(cells, size), size, cell)]
+            corners = self.corner_values(cells, size)
+            active = _may_cross(corners, size, cell)
+            cells, corners = cells[active], corners[active]
             if size == 1:
                 break
             size //= 2
-            cells = (cells[:, None] + self.corner_offsets * size).reshape(-1)
+            # A block's centre and each of its corners are opposite corners of one of its eight children:
+            # where the field has slope at most 1, a zero in that child is no farther from both than the
+            # largest sum of distances from a point of the child to two opposite corners.
+            centres = self.point_values(cells + self.strides.sum() * size)[:, None]
+            near = np.abs(corners) + np.abs(centres) < SAFETY * (1 + np.sqrt(2)) * size * cell
+            children = near | ((corners > 0) != (centres > 0))
+            cells = (cells[:, None] + self.corner_offsets * size)[children]
         return self.close_cracks(np.concatenate([cells, seeds]))
 
     def close_cracks(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
