@@ -241,3 +241,16 @@ def test_check_worker_reports_torch(addon):
 def test_panel_draws_in_the_sidebar(addon):
     panel = addon.types.VIEW3D_PT_inr_neural_field
     assert panel.bl_category == "Neural Field" and panel.bl_region_type == "UI"
+
+
+def test_worker_threads_follow_the_preference(addon):
+    import sys
+
+    preferences = sys.modules[addon.context.preferences.addons[ADDON].module + ".preferences"]
+    settings = addon.context.preferences.addons[ADDON].preferences
+    assert preferences.worker_threads(addon.context) == 0  # background: all cores
+    settings.threads = 3
+    try:
+        assert preferences.worker_threads(addon.context) == 3
+    finally:
+        settings.threads = 0

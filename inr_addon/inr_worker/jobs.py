@@ -65,13 +65,22 @@ def fit(
 
 
 def extract(
-    field: StoredField, resolution: int, device: str = "AUTO", progress: Progress | None = None
+    field: StoredField,
+    resolution: int,
+    device: str = "AUTO",
+    progress: Progress | None = None,
+    memory_limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates."""
+    """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates.
+
+    Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
+    bytes (default: the memory free now)."""
     progress = progress or Progress()
     progress.stage("extracting", f"resolution {resolution}")
     torch_device = pick_device(device)
-    vertices, triangles = extract_surface(field.model.to(torch_device), field.low, field.high, resolution, torch_device)
+    vertices, triangles = extract_surface(
+        field.model.to(torch_device), field.low, field.high, resolution, torch_device, memory_limit
+    )
     return field.frame.from_unit(vertices), triangles
 
 
@@ -99,6 +108,8 @@ def run_job(job_dir: Path) -> int:
         spec = protocol.JobSpec.read(job_dir)
         if spec.parent_pid:
             _watch_parent(spec.parent_pid)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
         progress = EventProgress(events)
         if spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:

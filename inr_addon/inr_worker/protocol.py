@@ -66,6 +66,7 @@ class JobSpec:
     seed: int = 0
     steps: int = 0  # 0: the preset's own number of steps
     parent_pid: int = 0  # the worker exits when this process goes away; 0: no watch
+    threads: int = 0  # torch threads in the worker; 0: torch's default (all cores)
 
     def validate(self) -> None:
         if self.task not in ("fit", "extract"):
@@ -78,6 +79,8 @@ class JobSpec:
             raise ProtocolError(f"resolution {self.resolution} is outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
         if self.steps < 0:
             raise ProtocolError("steps must be 0 (the preset's) or more")
+        if self.threads < 0:
+            raise ProtocolError("threads must be 0 (all cores) or more")
 
     def write(self, job_dir: Path) -> None:
         self.validate()

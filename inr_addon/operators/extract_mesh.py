@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import field_store, mesh_data, runner
 from ..inr_worker import protocol
-from ..preferences import get_preferences, worker_python_setting
+from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import resolution_property
 from .fit_mesh import check_resolution
 from .job_operator import WorkerJobOperator, jobs_root
@@ -38,7 +38,12 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
             raise runner.JobError(f"{target.name} already has a job running")
         field = field_store.read_field(target)
         python = runner.worker_python(worker_python_setting(context))
-        spec = protocol.JobSpec(task="extract", resolution=self.resolution, device=get_preferences(context).device)
+        spec = protocol.JobSpec(
+            task="extract",
+            resolution=self.resolution,
+            device=get_preferences(context).device,
+            threads=worker_threads(context),
+        )
         return runner.WorkerJob(jobs_root(), target.name, spec, python, {protocol.FIELD_FILE: field})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:

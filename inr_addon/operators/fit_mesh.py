@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import field_store, mesh_data, runner
 from ..inr_worker import protocol
-from ..preferences import get_preferences, worker_python_setting
+from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import preset_property, resolution_property
 from .job_operator import WorkerJobOperator, jobs_root
 
@@ -68,6 +68,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,
+            threads=worker_threads(context),
         )
         return runner.WorkerJob(
             jobs_root(), source.name, spec, python, {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}}
