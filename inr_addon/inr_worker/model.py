@@ -21,7 +21,7 @@ from torch import nn
 from .protocol import DOMAIN_HALF_EXTENT, bricks_per_side
 
 TRUNCATION = 0.1  # far from the surface the field saturates at +-TRUNCATION (unit frame)
-CORNERS = torch.tensor([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +51,11 @@ def quantise(values: torch.Tensor, limit: float) -> torch.Tensor:
     return torch.round(values.clamp(-limit, limit) / limit * 127).to(torch.int8)
 
 
+def _outer(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, combine) -> torch.Tensor:
+    """``combine`` of per-axis pairs (N, 2) over the 8 corners: (N, 8), in CORNERS order."""
+    return combine(combine(x[:, :, None, None], y[:, None, :, None]), z[:, None, None, :]).reshape(len(x), 8)
+
+
 class NeuralField(nn.Module):
     """f(x) -> signed distance, for points x of shape (N, 3) in the unit frame.
 
@@ -73,7 +78,7 @@ class NeuralField(nn.Module):
         slots[self.brick_keys] = torch.arange(len(brick_keys), dtype=torch.int32)
         self.register_buffer("slots", slots)  # per brick: its row in brick_values, or -1 outside / -2 inside
         self.register_buffer("far_bound", self._far_bound(config, slots >= 0))
-        self.register_buffer("corner_offsets", CORNERS.float(), persistent=False)
+        self.register_buffer("corner_steps", torch.tensor([0, 1]), persistent=False)
         self._side = side
 
     @staticmethod
@@ -100,16 +105,17 @@ class NeuralField(nn.Module):
         position = ((points + DOMAIN_HALF_EXTENT) / config.cell).clamp(0, last)
         low = position.floor().clamp(max=last - 1)
         weight = position - low
-        corners = low[:, None, :] + self.corner_offsets  # (N, 8, 3) fine point indices, as whole floats
-        bricks = (corners / brick).floor()
-        local = corners - bricks * brick
-        bricks = bricks.long()  # keys reach side^3, past float32's whole numbers at high resolutions
-        keys = (bricks[..., 0] * side + bricks[..., 1]) * side + bricks[..., 2]
+        # per axis, the two corners' brick and place in it: (N, 3, 2)
+        corner = low.long()[:, :, None] + self.corner_steps
+        bricks, local = corner // brick, corner % brick
+        # combine the axes: (N, 2, 2, 2), flattened to (N, 8) in CORNERS order
+        keys = _outer(bricks[:, 0] * side * side, bricks[:, 1] * side, bricks[:, 2], torch.add)
+        local_flat = _outer(local[:, 0] * brick * brick, local[:, 1] * brick, local[:, 2], torch.add)
+        axis_weights = torch.stack([1 - weight, weight], 2)
+        factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
         slots = self.slots[keys].long()
-        local_flat = ((local[..., 0] * brick + local[..., 1]) * brick + local[..., 2]).long()
         index = torch.where(slots >= 0, slots * brick**3 + local_flat, -1)
         fixed = torch.where(slots == -2, -config.band, config.band)
-        factors = torch.where(self.corner_offsets > 0, weight[:, None, :], 1 - weight[:, None, :]).prod(2)
         return index, factors, fixed, keys[:, 0]
 
     def fine(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
