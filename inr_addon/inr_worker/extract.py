@@ -35,11 +35,12 @@ HALF_DIAGONAL = np.sqrt(3) / 2  # of the unit cube
 MEAN_CORNER_DISTANCE = (3 + 3 * np.sqrt(2) + np.sqrt(3)) / 8  # largest mean distance to the unit cube's corners
 FACES = [(axis, side) for axis in range(3) for side in (0, 1)]
 NEIGHBOURS = np.array(list(itertools.product((-1, 0, 1), repeat=3)))
+ROWS_AT_ONCE = 1 << 20  # triangles handled at once where the whole mesh would need temporary copies
 EDGE_END = (1e-4, 1 - 1e-4)  # where on its grid edge a vertex may lie, so that no two vertices coincide
-# Bytes per cell of the coarse blocks that the surface may cross, at the peak (measured about 10 on
-# scanned shapes: output arrays, welding and one chunk's arrays), and the fixed part (torch, the model,
-# one chunk's arrays); the estimate is deliberately high.
-BYTES_PER_BLOCK_FACE_CELL = 40
+# Peak bytes per cell of a coarse block's face, over the blocks that the surface may cross (about 250
+# measured on armadillo at 512 to 2048: the chunks' pieces, welding and the worker's output copies), with a
+# margin; and the fixed part (torch, the model, one chunk's arrays).
+BYTES_PER_BLOCK_FACE_CELL = 320
 BASE_BYTES = 600 * 2**20
 
 
@@ -243,7 +244,7 @@ class _Chunk:
         positions = (local + self.start) * cell + self.lattice.origin
         keys = np.ravel_multi_index(tuple(global_low.T), tuple(self.lattice.points)) * 3 + axis
         keys[interior] = -1 - np.arange(interior.sum())  # never welded; made unique across chunks in _weld
-        return keys, positions, triangles.astype(np.int64)
+        return keys, positions, triangles  # triangles index this chunk's vertices
 
 
 def _coarse_values(lattice: _Lattice) -> np.ndarray:
@@ -341,16 +342,31 @@ def _split_by_chunk(cells: np.ndarray) -> list[np.ndarray]:
 
 
 def _weld(pieces: _Pieces) -> tuple[np.ndarray, np.ndarray]:
-    """One mesh from the chunks' pieces: vertices on the same grid edge become one."""
-    parts = [part for part in pieces.meshes.values() if part is not None]
-    offsets = np.cumsum([0] + [len(keys) for keys, _, _ in parts])
-    keys = np.concatenate([keys for keys, _, _ in parts])
+    """One mesh from the chunks' pieces (emptied on the way): vertices on the same grid edge become one."""
+    parts = [key for key, part in pieces.meshes.items() if part is not None]
+    vertex_count = sum(len(pieces.meshes[key][0]) for key in parts)
+    keys = np.empty(vertex_count, dtype=np.int64)
+    positions = np.empty((vertex_count, 3))
+    triangles = np.empty((sum(len(pieces.meshes[key][2]) for key in parts), 3), dtype=np.int64)
+    vertex_start = triangle_start = 0
+    for key in parts:
+        part_keys, part_positions, part_triangles = pieces.meshes.pop(key)
+        keys[vertex_start : vertex_start + len(part_keys)] = part_keys
+        positions[vertex_start : vertex_start + len(part_keys)] = part_positions
+        triangles[triangle_start : triangle_start + len(part_triangles)] = (
+            part_triangles.astype(np.int64) + vertex_start
+        )
+        vertex_start += len(part_keys)
+        triangle_start += len(part_triangles)
     interior = keys < 0
     keys[interior] = -1 - np.arange(interior.sum())  # cell-interior vertices: each its own
     _, first, index = np.unique(keys, return_index=True, return_inverse=True)
     del keys
-    vertices = np.concatenate([positions for _, positions, _ in parts])[first]
-    triangles = index.reshape(-1)[np.concatenate([tris + offset for (_, _, tris), offset in zip(parts, offsets)])]
+    vertices = positions[first]
+    del positions, first
+    for start in range(0, len(triangles), ROWS_AT_ONCE):
+        rows = slice(start, start + ROWS_AT_ONCE)
+        triangles[rows] = index[triangles[rows]]
     return vertices, triangles
 
 
@@ -374,11 +390,16 @@ def extract_surface(
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")
     vertices, triangles = _weld(pieces)
     if signed_volume(vertices, triangles) < 0:
-        triangles = triangles[:, ::-1].copy()
+        for start in range(0, len(triangles), ROWS_AT_ONCE):
+            rows = slice(start, start + ROWS_AT_ONCE)
+            triangles[rows] = triangles[rows, ::-1]
     return vertices, triangles
 
 
 def signed_volume(vertices: np.ndarray, triangles: np.ndarray) -> float:
     """Volume enclosed by a triangle mesh; positive when its faces wind outwards."""
-    a, b, c = (vertices[triangles[:, i]] for i in range(3))
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
+    volume = 0.0
+    for start in range(0, len(triangles), ROWS_AT_ONCE):
+        a, b, c = (vertices[triangles[start : start + ROWS_AT_ONCE, i]] for i in range(3))
+        volume += float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum())
+    return volume / 6
