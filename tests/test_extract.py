@@ -160,3 +160,13 @@ def test_an_extraction_that_cannot_fit_is_refused_before_it_starts():
     assert needed < extraction.estimate_memory(4 * len(blocks), lattice.block)  # it grows with the surface
     vertices, _ = extraction.extract_surface(model, LOW, HIGH, 48, CPU, memory_limit=needed)
     assert len(vertices)
+
+
+def test_a_fit_that_could_not_be_meshed_is_refused_from_the_mesh_alone():
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
+    triangles = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    small, large = (extraction.estimate_memory_for_mesh(vertices, triangles, r) for r in (256, 2048))
+    assert small < large < 64 * small  # it grows with the area in cells, not with the volume
+    with pytest.raises(extraction.MemoryLimitError, match="resolution 2048 needs about"):
+        extraction.check_memory(large, 2048, limit=small)
+    extraction.check_memory(small, 256, limit=small)

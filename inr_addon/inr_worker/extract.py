@@ -42,6 +42,9 @@ EDGE_END = (1e-4, 1 - 1e-4)  # where on its grid edge a vertex may lie, so that 
 # margin; and the fixed part (torch, the model, one chunk's arrays).
 BYTES_PER_BLOCK_FACE_CELL = 320
 BASE_BYTES = 600 * 2**20
+# Before a field exists: peak bytes per square cell of the surface's area (marching cubes gives about three
+# triangles per square cell; armadillo at 2048: 630 bytes), with a margin.
+BYTES_PER_AREA_CELL = 800
 
 
 class NoSurfaceError(ValueError):
@@ -266,6 +269,18 @@ def estimate_memory(active_blocks: int, block: int) -> int:
     """A generous bound on the extraction's peak memory, in bytes, from the number of coarsest blocks
     that the surface may cross: the surface crosses about ``block**2`` cells of each."""
     return BASE_BYTES + active_blocks * block**2 * BYTES_PER_BLOCK_FACE_CELL
+
+
+def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolution: int) -> int:
+    """The same bound before any field exists, from the area of the mesh to fit (in its unit frame)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    triangles = np.asarray(triangles, dtype=np.int64)
+    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
+    if not np.isfinite(extent) or extent == 0 or not len(triangles) or triangles.max() >= len(vertices):
+        return BASE_BYTES  # the fit refuses such a mesh with its own message
+    a, b, c = (vertices[triangles[:, i]] / extent for i in range(3))
+    area = float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2)
+    return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL)
 
 
 def check_memory(needed: int, resolution: int, limit: int | None = None) -> None:

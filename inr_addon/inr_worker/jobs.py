@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import protocol
-from .extract import NoSurfaceError, extract_surface
+from .extract import NoSurfaceError, check_memory, estimate_memory_for_mesh, extract_surface
 from .field_file import StoredField, load_field, save_field
 from .model import NeuralField
 from .progress import EventProgress, Progress
@@ -114,6 +114,7 @@ def run_job(job_dir: Path) -> int:
         if spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
+            check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             field = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, field)
         else:
