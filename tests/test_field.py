@@ -66,7 +66,7 @@ def test_file_round_trip_is_small_and_faithful(bunny_band, tmp_path):
     loaded = load_field(tmp_path / "f.safetensors")
     points = torch.rand(5000, 3) - 0.5
     step = CONFIG.band / 127  # int8 quantisation
-    assert torch.allclose(loaded.model.evaluate(points), field.model.evaluate(points), atol=step)
+    assert torch.allclose(loaded.model.evaluate(points), field.model.evaluate(points), atol=1.5 * step)
     assert loaded.info == {"preset": "FAST"} and loaded.frame.scale == field.frame.scale
     size = (tmp_path / "f.safetensors").stat().st_size
     assert size < 1.2 * (loaded.model.brick_values.numel() + 4 * len(loaded.model.brick_keys)) + 20_000

@@ -33,7 +33,8 @@ def fit(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> StoredField:
-    """Sample the exact signed distance on the mesh's narrow band, then fit the band's values to it."""
+    """Sample the exact signed distance on the mesh's narrow band; with ``steps`` (or the preset's), refit
+    the band's values to it at points between the grid points."""
     progress = progress or Progress()
     settings = PRESETS[preset]
     torch_device = pick_device(device)
@@ -42,14 +43,18 @@ def fit(
     progress.stage("sampling", f"narrow band at {config.resolution} cells, {len(triangles)} triangles")
     band = sample_band(vertices, triangles, config)
     model = NeuralField(config, *(torch.from_numpy(array) for array in (band.keys, band.values, band.inside)))
-    points, distances = near_samples(band.distance, settings.samples, settings.sample_sigma_cells * config.cell, seed)
+    steps = steps or settings.steps
     sampled = time.monotonic()
-    progress.stage(
-        "training",
-        f"{steps or settings.steps} steps on {torch_device.type}, {len(band.keys)} bricks, "
-        f"after {sampled - started:.1f} s of sampling",
-    )
-    model = train_field(model, points, distances, settings, torch_device, steps, seed, progress.step)
+    if steps:
+        points, distances = near_samples(
+            band.distance, settings.samples, settings.sample_sigma_cells * config.cell, seed
+        )
+        sampled = time.monotonic()
+        progress.stage(
+            "training",
+            f"{steps} steps on {torch_device.type}, {len(band.keys)} bricks, after {sampled - started:.1f} s of sampling",
+        )
+        model = train_field(model, points, distances, settings, torch_device, steps, seed, progress.step)
     trained = time.monotonic()
     unit_vertices = band.distance.vertices
     info = {
