@@ -170,3 +170,10 @@ def test_a_fit_that_could_not_be_meshed_is_refused_from_the_mesh_alone():
     with pytest.raises(extraction.MemoryLimitError, match="resolution 2048 needs about"):
         extraction.check_memory(large, 2048, limit=small)
     extraction.check_memory(small, 256, limit=small)
+
+
+def test_a_field_that_proves_nothing_far_away_is_refused_before_its_coarse_grid_is_allocated():
+    model = SphereField(0.3)
+    model.truncation = 1e-4  # the field saturates so close to its surface that every cell must be evaluated
+    with pytest.raises(extraction.MemoryLimitError, match="resolution 2048 needs about"):
+        extraction.extract_surface(model, LOW, HIGH, 2048, CPU, memory_limit=8 * 2**30)

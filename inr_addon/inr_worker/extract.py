@@ -42,6 +42,7 @@ EDGE_END = (1e-4, 1 - 1e-4)  # where on its grid edge a vertex may lie, so that 
 # margin; and the fixed part (torch, the model, one chunk's arrays).
 BYTES_PER_BLOCK_FACE_CELL = 320
 BASE_BYTES = 600 * 2**20
+BYTES_PER_COARSE_POINT = 80  # the coarsest blocks' corners: indices, positions, values, corner tests
 # Before a field exists: peak bytes per square cell of the surface's area (marching cubes gives about three
 # triangles per square cell; armadillo at 2048: 630 bytes), with a margin.
 BYTES_PER_AREA_CELL = 800
@@ -397,9 +398,12 @@ def extract_surface(
     Returns vertices (V, 3) float64 and outward-wound triangles (T, 3) int64.
     """
     lattice = _lattice(model, low, high, resolution, device)
+    coarse_points = int(np.prod(lattice.cells // lattice.block + 1))
+    check_memory(BASE_BYTES + coarse_points * BYTES_PER_COARSE_POINT, resolution, memory_limit)
     coarse = _coarse_values(lattice)
     blocks = _active_blocks(coarse, lattice)
-    check_memory(estimate_memory(len(blocks), lattice.block), resolution, memory_limit)
+    needed = estimate_memory(len(blocks), lattice.block) + coarse_points * BYTES_PER_COARSE_POINT
+    check_memory(needed, resolution, memory_limit)
     pieces = _mesh_chunks(lattice, coarse, blocks)
     if not any(len(cells) for cells in pieces.cells.values()):  # active cells are those where the sign changes
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")
