@@ -10,6 +10,7 @@ from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
 from inr_worker import extract as extraction
+from inr_worker import memory
 
 CPU = torch.device("cpu")
 LOW, HIGH = np.full(3, -0.5), np.full(3, 0.5)
@@ -152,7 +153,7 @@ def test_thin_plate_and_small_ball_are_kept(small_chunks):
 
 def test_an_extraction_that_cannot_fit_is_refused_before_it_starts():
     model = SphereField(0.3)
-    with pytest.raises(extraction.MemoryLimitError, match="resolution 512 needs about .* only 100.0 MB is free"):
+    with pytest.raises(memory.MemoryLimitError, match="resolution 512 needs about .* only 100.0 MB is free"):
         extraction.extract_surface(model, LOW, HIGH, 512, CPU, memory_limit=100 * 2**20)
     lattice = extraction._lattice(model, LOW, HIGH, 512, CPU)
     blocks = extraction._active_blocks(extraction._coarse_values(lattice), lattice)
@@ -165,15 +166,15 @@ def test_an_extraction_that_cannot_fit_is_refused_before_it_starts():
 def test_a_fit_that_could_not_be_meshed_is_refused_from_the_mesh_alone():
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
     triangles = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
-    small, large = (extraction.estimate_memory_for_mesh(vertices, triangles, r) for r in (256, 2048))
+    small, large = (memory.estimate_memory_for_mesh(vertices, triangles, r) for r in (256, 2048))
     assert small < large < 64 * small  # it grows with the area in cells, not with the volume
-    with pytest.raises(extraction.MemoryLimitError, match="resolution 2048 needs about"):
-        extraction.check_memory(large, 2048, limit=small)
-    extraction.check_memory(small, 256, limit=small)
+    with pytest.raises(memory.MemoryLimitError, match="resolution 2048 needs about"):
+        memory.check_memory(large, 2048, limit=small)
+    memory.check_memory(small, 256, limit=small)
 
 
 def test_a_field_that_proves_nothing_far_away_is_refused_before_its_coarse_grid_is_allocated():
     model = SphereField(0.3)
     model.truncation = 1e-4  # the field saturates so close to its surface that every cell must be evaluated
-    with pytest.raises(extraction.MemoryLimitError, match="resolution 2048 needs about"):
+    with pytest.raises(memory.MemoryLimitError, match="resolution 2048 needs about"):
         extraction.extract_surface(model, LOW, HIGH, 2048, CPU, memory_limit=8 * 2**30)

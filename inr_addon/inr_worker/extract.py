@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from skimage.measure import marching_cubes
 
-from .memory import available_memory, format_bytes
+from .memory import BASE_BYTES, check_memory
 from .model import TRUNCATION
 
 MAX_BLOCK = 16  # most cells per block side at the coarsest level
@@ -39,21 +39,13 @@ ROWS_AT_ONCE = 1 << 20  # triangles handled at once where the whole mesh would n
 EDGE_END = (1e-4, 1 - 1e-4)  # where on its grid edge a vertex may lie, so that no two vertices coincide
 # Peak bytes per cell of a coarse block's face, over the blocks that the surface may cross (about 250
 # measured on armadillo at 512 to 2048: the chunks' pieces, welding and the worker's output copies), with a
-# margin; and the fixed part (torch, the model, one chunk's arrays).
+# margin.
 BYTES_PER_BLOCK_FACE_CELL = 320
-BASE_BYTES = 600 * 2**20
 BYTES_PER_COARSE_POINT = 80  # the coarsest blocks' corners: indices, positions, values, corner tests
-# Before a field exists: peak bytes per square cell of the surface's area (marching cubes gives about three
-# triangles per square cell; armadillo at 2048: 630 bytes), with a margin.
-BYTES_PER_AREA_CELL = 800
 
 
 class NoSurfaceError(ValueError):
     """The field has no zero crossing inside the box."""
-
-
-class MemoryLimitError(RuntimeError):
-    """The extraction would need more memory than the machine has free."""
 
 
 def block_size(cell: float, truncation: float = TRUNCATION) -> int:
@@ -270,28 +262,6 @@ def estimate_memory(active_blocks: int, block: int) -> int:
     """A generous bound on the extraction's peak memory, in bytes, from the number of coarsest blocks
     that the surface may cross: the surface crosses about ``block**2`` cells of each."""
     return BASE_BYTES + active_blocks * block**2 * BYTES_PER_BLOCK_FACE_CELL
-
-
-def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolution: int) -> int:
-    """The same bound before any field exists, from the area of the mesh to fit (in its unit frame)."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    triangles = np.asarray(triangles, dtype=np.int64)
-    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
-    if not np.isfinite(extent) or extent == 0 or not len(triangles) or triangles.max() >= len(vertices):
-        return BASE_BYTES  # the fit refuses such a mesh with its own message
-    a, b, c = (vertices[triangles[:, i]] / extent for i in range(3))
-    area = float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2)
-    return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL)
-
-
-def check_memory(needed: int, resolution: int, limit: int | None = None) -> None:
-    """Raise MemoryLimitError when ``needed`` bytes exceed ``limit`` (default: the memory free now)."""
-    limit = available_memory() if limit is None else limit
-    if limit is not None and needed > limit:
-        raise MemoryLimitError(
-            f"extracting at resolution {resolution} needs about {format_bytes(needed)} of memory, but only "
-            f"{format_bytes(limit)} is free; choose a lower resolution"
-        )
 
 
 @dataclasses.dataclass

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from . import protocol
-from .extract import NoSurfaceError, check_memory, estimate_memory_for_mesh, extract_surface
+from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, load_field, save_field
+from .memory import check_memory, estimate_memory_for_mesh
 from .model import NeuralField
 from .progress import EventProgress, Progress
 from .sampling import InputError, near_samples, sample_band

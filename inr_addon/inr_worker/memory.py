@@ -1,9 +1,18 @@
-"""How much memory this process may still take, without psutil (standard library only)."""
+"""How much memory a job will need and how much is free, without psutil (numpy and the standard library,
+so that Blender can refuse a job before it starts too)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
+
+BASE_BYTES = 600 * 2**20  # torch, the model, one chunk's arrays
+# Peak bytes per square cell of the surface's area (marching cubes gives about three triangles per square
+# cell; armadillo at 2048: 630 bytes), and per triangle of the result (armadillo: 210), with a margin.
+BYTES_PER_AREA_CELL = 800
+BYTES_PER_TRIANGLE = 270
 
 _CGROUP_FILES = (
     ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
@@ -55,3 +64,42 @@ def format_bytes(count: int) -> str:
         if count >= size:
             return f"{count / size:.1f} {unit}"
     return f"{count / 1024:.0f} kB"
+
+
+class MemoryLimitError(RuntimeError):
+    """The job would need more memory than the machine has free."""
+
+
+def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolution: int) -> int:
+    """Peak bytes of meshing a fit of this mesh at ``resolution``, from its area (in its unit frame)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    triangles = np.asarray(triangles, dtype=np.int64)
+    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
+    if not np.isfinite(extent) or extent == 0 or not len(triangles) or triangles.max() >= len(vertices):
+        return BASE_BYTES  # the fit refuses such a mesh with its own message
+    a, b, c = (vertices[triangles[:, i]] / extent for i in range(3))
+    area = float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2)
+    return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL)
+
+
+def estimate_memory_for_triangles(count: float) -> int:
+    """Peak bytes of an extraction whose result has about ``count`` triangles."""
+    return BASE_BYTES + int(count * BYTES_PER_TRIANGLE)
+
+
+def shortfall(needed: int, resolution: int, limit: int | None = None) -> str | None:
+    """The message for the user when ``needed`` bytes exceed ``limit`` (default: the memory free now)."""
+    limit = available_memory() if limit is None else limit
+    if limit is None or needed <= limit:
+        return None
+    return (
+        f"extracting at resolution {resolution} needs about {format_bytes(needed)} of memory, but only "
+        f"{format_bytes(limit)} is free; choose a lower resolution"
+    )
+
+
+def check_memory(needed: int, resolution: int, limit: int | None = None) -> None:
+    """Raise MemoryLimitError when ``needed`` bytes exceed ``limit`` (default: the memory free now)."""
+    message = shortfall(needed, resolution, limit)
+    if message:
+        raise MemoryLimitError(message)
