@@ -85,11 +85,11 @@ def test_finer_resolution_gives_a_finer_surface(bunny_field):
 
 def test_coarse_to_fine_finds_every_cell_that_dense_evaluation_crosses(bunny_field):
     _, _, field = bunny_field
-    vertices, _ = extraction.extract_surface(field.model, field.low, field.high, 128, torch.device("cpu"))
-    dense_vertices, _, crossed = dense_surface(field.model, 128, field.low, field.high)
+    vertices, _ = extraction.extract_surface(field.model, field.low, field.high, 96, torch.device("cpu"))
+    dense_vertices, _, crossed = dense_surface(field.model, 96, field.low, field.high)
     assert len(crossed) > 1000
-    assert same_cells(active_cells(field.model, 128, field.low, field.high), crossed)
-    assert hausdorff(vertices, dense_vertices) < 1 / 128
+    assert same_cells(active_cells(field.model, 96, field.low, field.high), crossed)
+    assert hausdorff(vertices, dense_vertices) < 1 / 96
 
 
 def test_field_file_round_trip(bunny_field, tmp_path):
