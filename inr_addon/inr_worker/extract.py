@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -272,8 +273,11 @@ class _Pieces:
     meshes: dict = dataclasses.field(default_factory=dict)
 
 
-def _mesh_chunks(lattice: _Lattice, coarse: np.ndarray, blocks: np.ndarray) -> _Pieces:
-    """Refine and mesh every chunk that the surface may reach, following crack closure across borders."""
+def _mesh_chunks(
+    lattice: _Lattice, coarse: np.ndarray, blocks: np.ndarray, on_chunk: Callable[[int, int], None] | None = None
+) -> _Pieces:
+    """Refine and mesh every chunk that the surface may reach, following crack closure across borders;
+    ``on_chunk(done, total)`` after each."""
     chunk_of_block = blocks // CHUNK
     order = np.lexsort(chunk_of_block.T[::-1])
     blocks, chunk_of_block = blocks[order], chunk_of_block[order]
@@ -283,6 +287,7 @@ def _mesh_chunks(lattice: _Lattice, coarse: np.ndarray, blocks: np.ndarray) -> _
     shared: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     pieces = _Pieces()
     queue = sorted(blocks_by_chunk)
+    processed = 0
     while queue:
         key = queue.pop(0)
         chunk = _Chunk(lattice, key, coarse, shared)
@@ -300,14 +305,17 @@ def _mesh_chunks(lattice: _Lattice, coarse: np.ndarray, blocks: np.ndarray) -> _
             seeds.setdefault(target_key, []).append(target)
             if target_key in queue:
                 continue
-            done = pieces.cells.get(target_key)
-            if done is not None:  # mesh it again only if the crack closure found something new there
+            meshed = pieces.cells.get(target_key)
+            if meshed is not None:  # mesh it again only if the crack closure found something new there
                 local = np.ravel_multi_index(
                     tuple((target - np.array(target_key) * CHUNK).T), _chunk_shape(lattice, target_key)
                 )
-                if np.isin(local, done).all():
+                if np.isin(local, meshed).all():
                     continue
             queue.append(target_key)
+        processed += 1
+        if on_chunk:
+            on_chunk(processed, processed + len(queue))
     return pieces
 
 
@@ -357,14 +365,20 @@ def _weld(pieces: _Pieces) -> tuple[np.ndarray, np.ndarray]:
 
 
 def extract_surface(
-    model, low: np.ndarray, high: np.ndarray, resolution: int, device: torch.device, memory_limit: int | None = None
+    model,
+    low: np.ndarray,
+    high: np.ndarray,
+    resolution: int,
+    device: torch.device,
+    memory_limit: int | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed, edge-manifold triangle mesh of the field's zero level, in the unit frame.
 
     ``model`` is anything with ``evaluate(points (N, 3)) -> values (N,)``. ``resolution`` is the
     number of cells along the longest side of [low, high]. Before meshing, the memory needed is
     estimated from the blocks that the surface may cross; MemoryLimitError is raised if it exceeds
-    ``memory_limit`` bytes (default: the memory free now).
+    ``memory_limit`` bytes (default: the memory free now). ``on_chunk(done, total)`` follows the meshing.
     Returns vertices (V, 3) float64 and outward-wound triangles (T, 3) int64.
     """
     lattice = _lattice(model, low, high, resolution, device)
@@ -374,7 +388,7 @@ def extract_surface(
     blocks = _active_blocks(coarse, lattice)
     needed = estimate_memory(len(blocks), lattice.block) + coarse_points * BYTES_PER_COARSE_POINT
     check_memory(needed, resolution, memory_limit)
-    pieces = _mesh_chunks(lattice, coarse, blocks)
+    pieces = _mesh_chunks(lattice, coarse, blocks, on_chunk)
     if not any(len(cells) for cells in pieces.cells.values()):  # active cells are those where the sign changes
         raise NoSurfaceError("no surface found: the field is empty (outside everywhere)")
     vertices, triangles = _weld(pieces)

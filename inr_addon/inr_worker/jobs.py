@@ -85,7 +85,13 @@ def extract(
     progress.stage("extracting", f"resolution {resolution}")
     torch_device = pick_device(device)
     vertices, triangles = extract_surface(
-        field.model.to(torch_device), field.low, field.high, resolution, torch_device, memory_limit
+        field.model.to(torch_device),
+        field.low,
+        field.high,
+        resolution,
+        torch_device,
+        memory_limit,
+        lambda done, total: progress.step(done, total, 0.0),
     )
     return field.frame.from_unit(vertices), triangles
 
