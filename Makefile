@@ -2,7 +2,8 @@
 # make test   set up .venv, build the extension zip and run the tests
 # make check  lint, format check and type check, in their own .venv-check
 # make build  write dist/inr_addon-<version>.zip
-# make bench  measure presets and Voxel Remesh on ../shared/data/meshes (slow)
+# make bench  measure presets, Voxel Remesh, SDF grid nodes, make_mesh_watertight and the exact-SDF floor
+#             on ../shared/data/meshes (slow; BENCH_ARGS=--quick for a subset)
 
 PYTHON ?= python3
 VENV := .venv
@@ -42,7 +43,8 @@ demo: $(ZIP)
 	$(PY) scripts/demo.py --zip $(ZIP) --out out/demo
 
 bench: $(ZIP)
-	$(PY) bench/bench.py --zip $(ZIP) --out out/bench
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(PY) bench/bench.py --zip $(ZIP) --out bench/results --floor-cache bench/results/floor_cache.json $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist out

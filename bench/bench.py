@@ -1,17 +1,20 @@
-"""Benchmark: the add-on's Fit and Re-extract, run through Blender's operators, beside Blender's own
-Voxel Remesh at the same resolution, scored with ../shared/tools/meshmetrics.py.
+"""Benchmark: the add-on's presets, fitted and re-extracted through Blender's operators, beside Blender's
+Voxel Remesh, Geometry Nodes' Mesh to SDF Grid -> Grid to Mesh, point-cloud-utils' make_mesh_watertight
+and the exact-SDF floor, at several resolutions, scored with ../shared/tools/meshmetrics.py.
 
-    python bench/bench.py --zip dist/inr_addon-<version>.zip --out out/bench [--presets FAST ...]
-        [--meshes spot.obj ...] [--resolution 256] [--reextract 512]
+    python bench/bench.py --zip dist/inr_addon-<version>.zip --out bench/results [--quick]
+        [--meshes spot.obj ...] [--presets FAST ...] [--resolutions 128 256 ...]
+    python bench/bench.py --worker-only --device CUDA --out bench/results-cuda   # no Blender
 
-Writes results.json and results.md (a Markdown table) to --out. Fit time is the worker's own
-sampling + training time; the wall columns include starting the worker process.
+Each mesh runs in its own process. Writes results.json, results.md (tables with ratios against the
+floor and Voxel Remesh measured in the same run), plots and one contact sheet per mesh to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,130 +24,236 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon")]
+MESHES = SHARED / "data" / "meshes"
+sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon"), str(ROOT / "bench")]
 
-from headless import mesh_arrays, start_blender
-from meshmetrics import compare_arrays
+import baselines
+import report
 
-from inr_worker.protocol import read_safetensors
-
-CLOSED = ["spot.obj", "bunny_closed_hr.obj", "armadillo_lowres.obj"]
+CLOSED = ["spot.obj", "bunny_closed_hr.obj", "armadillo_lowres.obj", "bunny_closed_lowres.obj"]
 OPEN = ["camelhead.obj", "bunny_stanford.obj", "bunny_stanford_res2.ply", "teapot.obj", "truck.obj", "plane_holes.obj"]
-METRICS = ("chamfer_l1", "f_score", "normal_consistency", "iou", "boundary_edges", "nonmanifold_edges")
+PRESETS = ["FAST", "BALANCED", "QUALITY"]
+RESOLUTIONS = [128, 256, 512, 1024]
+FIT_RESOLUTION = 256
+QUICK = {
+    "meshes": ["spot.obj", "bunny_closed_lowres.obj", "teapot.obj"],
+    "presets": ["FAST", "BALANCED"],
+    "resolutions": [256, 512],
+}
 
 
-def new_object(bpy, name: str, vertices: np.ndarray, triangles: np.ndarray):
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(vertices.tolist(), [], triangles.tolist())
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
+def read_mesh(name: str) -> tuple[np.ndarray, np.ndarray]:
+    vertices, triangles = igl.read_triangle_mesh(str(MESHES / name))[:2]
+    return np.asarray(vertices, np.float64), np.asarray(triangles, np.int64)
 
 
-def scores(reference: tuple, candidate: tuple) -> dict:
-    metrics = compare_arrays(*reference, *candidate)
-    return {key: metrics[key] for key in METRICS}
+def timed(rows: list, row: dict, run, *args, **kwargs) -> object:
+    """Call ``run(*args, **kwargs)`` under a memory probe, add its time and memory to ``row`` and
+    ``row`` to ``rows``; returns what ``run`` returned."""
+    with baselines.PeakMemory() as probe:
+        result = run(*args, **kwargs)
+    row.update(wall_s=probe.seconds, own_MB=probe.own_MB, worker_MB=probe.children_MB)
+    rows.append(row)
+    return result
 
 
-def run_voxel_remesh(bpy, source, resolution: int) -> tuple[dict, tuple]:
-    size = max(source.dimensions)
-    remeshed = source.copy()
-    remeshed.data = source.data.copy()
-    bpy.context.scene.collection.objects.link(remeshed)
-    modifier = remeshed.modifiers.new("remesh", "REMESH")
-    modifier.mode = "VOXEL"
-    modifier.voxel_size = size / resolution
-    started = time.monotonic()
-    bpy.context.view_layer.objects.active = remeshed
-    bpy.ops.object.modifier_apply(modifier="remesh")
-    elapsed = time.monotonic() - started
-    arrays = mesh_arrays(remeshed)
-    bpy.data.objects.remove(remeshed)
-    return {"wall_s": elapsed}, arrays
-
-
-def bench_mesh(bpy, path: Path, presets: list[str], resolution: int, reextract: int) -> list[dict]:
-    bpy.ops.wm.read_homefile(use_empty=True)
-    vertices, triangles = igl.read_triangle_mesh(str(path))[:2]
-    reference = (vertices, triangles)
-    source = new_object(bpy, path.stem, vertices, triangles)
+def floor_rows(args: argparse.Namespace, name: str, reference: tuple) -> list[dict]:
+    """The exact-SDF floor at each resolution up to --floor-max; taken from --floor-cache where it holds
+    the same mesh and resolution (the floor is deterministic), and added to it otherwise."""
+    cache = json.loads(args.floor_cache.read_text()) if args.floor_cache and args.floor_cache.is_file() else {}
     rows = []
-    timing, remeshed = run_voxel_remesh(bpy, source, resolution)
-    rows.append(
-        {"mesh": path.name, "method": "Voxel Remesh", "resolution": resolution, **timing, **scores(reference, remeshed)}
-    )
-    print(rows[-1], flush=True)
-    for preset in presets:
+    for resolution in (r for r in args.resolutions if r <= args.floor_max):
+        key = f"{name}@{resolution}"
+        if key in cache:
+            rows.append(cache[key])
+            continue
+        row = {"mesh": name, "method": "exact-SDF floor", "resolution": resolution}
+        metrics, _ = timed(rows, row, baselines.exact_floor, str(MESHES / name), *reference, resolution)
+        row.update(metrics)
+        print(row, flush=True)
+        if args.floor_cache:
+            cache = json.loads(args.floor_cache.read_text()) if args.floor_cache.is_file() else {}
+            args.floor_cache.write_text(json.dumps(cache | {key: row}, indent=1))
+    return rows
+
+
+def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
+    """One mesh through every method, inside Blender (the child process of the benchmark)."""
+    from headless import mesh_arrays, start_blender
+
+    from inr_worker.protocol import read_safetensors
+
+    bpy = start_blender(args.zip.resolve())
+    bpy.ops.wm.read_homefile(use_empty=True)
+    reference = read_mesh(name)
+    mesh = bpy.data.meshes.new(Path(name).stem)
+    mesh.from_pydata(reference[0].tolist(), [], reference[1].tolist())
+    source = bpy.data.objects.new(Path(name).stem, mesh)
+    bpy.context.scene.collection.objects.link(source)
+    rows = floor_rows(args, name, reference)
+    sheet = {"source": source}
+    for resolution in args.resolutions:
+        for method, make in (("Voxel Remesh", baselines.voxel_remesh), ("SDF grid nodes", baselines.sdf_grid_nodes)):
+            row = {"mesh": name, "method": method, "resolution": resolution}
+            result = timed(rows, row, make, bpy, source, resolution)
+            row.update(baselines.scores(reference, mesh_arrays(result)))
+            print(row, flush=True)
+            if resolution == FIT_RESOLUTION:
+                sheet[method] = result
+            else:
+                bpy.data.objects.remove(result)
+        if resolution <= args.watertight_max:
+            row = {"mesh": name, "method": "pcu watertight", "resolution": resolution}
+            result = timed(rows, row, baselines.watertight, *reference, resolution)
+            row.update(baselines.scores(reference, result))
+            print(row, flush=True)
+    for preset in args.presets:
         for obj in list(bpy.context.selected_objects):
             obj.select_set(False)
         source.select_set(True)
         bpy.context.view_layer.objects.active = source
-        started = time.monotonic()
-        bpy.ops.inr.fit_mesh(resolution=resolution, preset=preset)
-        fit_wall = time.monotonic() - started
+        row = {"mesh": name, "method": f"field {preset}", "resolution": FIT_RESOLUTION, "step": "fit"}
+        timed(rows, row, bpy.ops.inr.fit_mesh, resolution=FIT_RESOLUTION, preset=preset)
         result = bpy.context.active_object
         field = result["_inr_field"]
-        _, info = read_safetensors(field)
-        row = {
-            "mesh": path.name,
-            "method": f"inr {preset}",
-            "resolution": resolution,
-            "fit_s": float(info["sampling_s"]) + float(info["training_s"]),
+        info = read_safetensors(field)[1]
+        fitted = {
+            "field_bytes": len(field),
             "sampling_s": float(info["sampling_s"]),
             "training_s": float(info["training_s"]),
-            "wall_s": fit_wall,
-            "field_MB": len(field) / 1e6,
-            **scores(reference, mesh_arrays(result)),
         }
-        started = time.monotonic()
-        bpy.ops.inr.extract_mesh(resolution=reextract)
-        row[f"reextract_{reextract}_s"] = time.monotonic() - started
-        row[f"faces_{reextract}"] = len(result.data.polygons)
-        rows.append(row)
+        row.update(fitted, **baselines.scores(reference, mesh_arrays(result)))
         print(row, flush=True)
-        bpy.data.objects.remove(result)
+        for resolution in (r for r in args.resolutions if r != FIT_RESOLUTION):
+            again = {"mesh": name, "method": f"field {preset}", "resolution": resolution, "step": "re-extract"}
+            timed(rows, again, bpy.ops.inr.extract_mesh, resolution=resolution)
+            again.update(field_bytes=len(field), **baselines.scores(reference, mesh_arrays(result)))
+            print(again, flush=True)
+        if preset == "BALANCED":
+            bpy.ops.inr.extract_mesh(resolution=FIT_RESOLUTION)
+            sheet["neural field"] = result
+        else:
+            bpy.data.objects.remove(result)
+    if len(sheet) == 4:
+        report.contact_sheet(
+            bpy,
+            [sheet[key] for key in ("source", "Voxel Remesh", "SDF grid nodes", "neural field")],
+            ["source", "Voxel Remesh", "SDF grid nodes", "neural field BALANCED"],
+            args.out / f"sheet_{Path(name).stem}.png",
+        )
     return rows
 
 
-def markdown(rows: list[dict], reextract: int) -> str:
-    lines = [
-        f"| mesh | method | fit s | wall s | re-extract {reextract} s | Chamfer-L1 | F-score | normal cons. | IoU | "
-        + "boundary / non-manifold edges |",
-        "|" + "---|" * 10,
-    ]
-    for row in rows:
-        fit = f"{row['fit_s']:.1f}" if "fit_s" in row else ""
-        again = f"{row[f'reextract_{reextract}_s']:.1f}" if f"reextract_{reextract}_s" in row else ""
-        lines.append(
-            f"| {row['mesh']} | {row['method']} | {fit} | {row['wall_s']:.1f} | {again} | "
-            f"{row['chamfer_l1']:.2e} | {row['f_score']:.4f} | {row['normal_consistency']:.4f} | "
-            f"{row['iou']:.4f} | {row['boundary_edges']} / {row['nonmanifold_edges']} |"
+def bench_worker(args: argparse.Namespace, name: str) -> list[dict]:
+    """One mesh through the presets with the worker as a library on ``--device`` (no Blender)."""
+    import torch
+
+    from inr_worker.field_file import save_field
+    from inr_worker.jobs import extract, fit
+
+    reference = read_mesh(name)
+    rows = floor_rows(args, name, reference)
+    cuda = args.device == "CUDA"
+    for preset in args.presets:
+        started = time.monotonic()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        row = {
+            "mesh": name,
+            "method": f"field {preset}",
+            "resolution": FIT_RESOLUTION,
+            "step": "fit",
+            "device": args.device,
+        }
+        field = timed(rows, row, fit, *reference, preset=preset, device=args.device)
+        surface = extract(field, FIT_RESOLUTION, args.device)
+        row["wall_s"] = time.monotonic() - started
+        path = args.out / f"field_{Path(name).stem}_{preset}.safetensors"
+        save_field(path, field)
+        row.update(
+            field_bytes=path.stat().st_size,
+            sampling_s=float(field.info["sampling_s"]),
+            training_s=float(field.info["training_s"]),
+            **baselines.scores(reference, surface),
         )
-    return "\n".join(lines) + "\n"
+        path.unlink()
+        print(row, flush=True)
+        for resolution in (r for r in args.resolutions if r != FIT_RESOLUTION):
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            again = {
+                "mesh": name,
+                "method": f"field {preset}",
+                "resolution": resolution,
+                "step": "re-extract",
+                "device": args.device,
+            }
+            surface = timed(rows, again, extract, field, resolution, args.device)
+            if cuda:
+                again["gpu_MB"] = torch.cuda.max_memory_allocated() / 1e6
+            again.update(baselines.scores(reference, surface))
+            print(again, flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--zip", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("out/bench"))
-    parser.add_argument(
-        "--presets",
-        nargs="+",
-        help="presets to run on every mesh (default: all three on the closed meshes, BALANCED on the open ones)",
-    )
-    parser.add_argument("--meshes", nargs="+", default=CLOSED + OPEN)
-    parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--reextract", type=int, default=512)
+    parser.add_argument("--zip", type=Path, help="the built extension (Blender mode)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--quick", action="store_true", help=f"a subset: {QUICK}")
+    parser.add_argument("--meshes", nargs="+")
+    parser.add_argument("--presets", nargs="+", choices=PRESETS)
+    parser.add_argument("--resolutions", nargs="+", type=int)
+    parser.add_argument("--floor-max", type=int, default=512, help="largest resolution with an exact-SDF floor row")
+    parser.add_argument("--floor-cache", type=Path, help="JSON of floor rows to reuse and extend")
+    parser.add_argument("--watertight-max", type=int, default=512, help="largest resolution for make_mesh_watertight")
+    parser.add_argument("--worker-only", action="store_true", help="the worker as a library, no Blender")
+    parser.add_argument("--device", default="CPU", choices=["CPU", "CUDA", "MPS", "AUTO"])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    bpy = start_blender(args.zip.resolve())
+    preset_choice = QUICK if args.quick else {}
+    args.meshes = args.meshes or preset_choice.get("meshes", CLOSED + OPEN)
+    args.presets = args.presets or preset_choice.get("presets", PRESETS)
+    args.resolutions = sorted(set(args.resolutions or preset_choice.get("resolutions", RESOLUTIONS)) | {FIT_RESOLUTION})
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        rows = bench_worker(args, args.child) if args.worker_only else bench_blender(args, args.child)
+        (args.out / f"rows_{Path(args.child).stem}.json").write_text(json.dumps(rows, indent=1))
+        return
+    if not args.worker_only and args.zip is None:
+        parser.error("--zip is needed unless --worker-only")
     rows = []
     for name in args.meshes:
-        presets = args.presets or (["FAST", "BALANCED", "QUALITY"] if name in CLOSED else ["BALANCED"])
-        rows += bench_mesh(bpy, SHARED / "data" / "meshes" / name, presets, args.resolution, args.reextract)
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--out",
+            str(args.out),
+            "--device",
+            args.device,
+            "--presets",
+            *args.presets,
+            "--resolutions",
+            *map(str, args.resolutions),
+            "--floor-max",
+            str(args.floor_max),
+            "--watertight-max",
+            str(args.watertight_max),
+            *(["--floor-cache", str(args.floor_cache.resolve())] if args.floor_cache else []),
+        ]
+        command += ["--worker-only"] if args.worker_only else ["--zip", str(args.zip)]
+        started = time.monotonic()
+        done = subprocess.run(command, check=False)
+        print(f"{name}: {time.monotonic() - started:.0f} s, exit {done.returncode}", flush=True)
+        part = args.out / f"rows_{Path(name).stem}.json"
+        if part.is_file():
+            rows += json.loads(part.read_text())
+            part.unlink()
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))
-        (args.out / "results.md").write_text(markdown(rows, args.reextract))
-    print(markdown(rows, args.reextract))
+    report.write(rows, args.out, closed=CLOSED)
+    print((args.out / "results.md").read_text())
 
 
 if __name__ == "__main__":

@@ -22,12 +22,16 @@ def evaluated_triangles(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -
 
 
 def fill_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, triangles: np.ndarray) -> None:
-    """Replace the mesh's geometry with the given triangles, smooth shaded; keeps its materials."""
+    """Replace the mesh's geometry with the given triangles, smooth shaded; keeps its materials.
+
+    Positions and face corners are written as attributes, one ``foreach_set`` each: several times
+    faster than through ``vertices`` and ``loops`` on a million triangles.
+    """
     mesh.clear_geometry()
     mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    mesh.attributes["position"].data.foreach_set("vector", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
     mesh.loops.add(triangles.size)
-    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(triangles, dtype=np.int32).ravel())
+    mesh.attributes[".corner_vert"].data.foreach_set("value", np.ascontiguousarray(triangles, dtype=np.int32).ravel())
     mesh.polygons.add(len(triangles))
     mesh.polygons.foreach_set("loop_start", np.arange(0, triangles.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)

@@ -1,7 +1,8 @@
-"""Add-on preferences: the worker's Python and device."""
+"""Add-on preferences: the worker's Python, device and threads."""
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 
@@ -35,11 +36,19 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
         "configuration, with the PyTorch index for the CPU-only build where pip's index lacks it",
         default="",
     )
+    threads: bpy.props.IntProperty(
+        name="Threads",
+        description="CPU threads the worker may use. 0: all cores but one, so that Blender stays responsive",
+        min=0,
+        max=1024,
+        default=0,
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "python_path")
         layout.prop(self, "device")
+        layout.prop(self, "threads")
         layout.operator("inr.check_worker", icon="CONSOLE")
         self.draw_worker_setup(layout.box())
 
@@ -77,6 +86,14 @@ def worker_python_setting(context: bpy.types.Context) -> str:
     """The configured worker Python as an absolute path, or "" for the default."""
     path = get_preferences(context).python_path
     return bpy.path.abspath(path) if path else ""
+
+
+def worker_threads(context: bpy.types.Context) -> int:
+    """Threads for a worker job: the preference, or all cores but one; 0 (all) in background mode."""
+    threads = get_preferences(context).threads
+    if threads or bpy.app.background:
+        return threads
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 classes = (INR_AddonPreferences,)

@@ -241,3 +241,37 @@ def test_check_worker_reports_torch(addon):
 def test_panel_draws_in_the_sidebar(addon):
     panel = addon.types.VIEW3D_PT_inr_neural_field
     assert panel.bl_category == "Neural Field" and panel.bl_region_type == "UI"
+
+
+def test_worker_threads_follow_the_preference(addon):
+    import sys
+
+    preferences = sys.modules[addon.context.preferences.addons[ADDON].module + ".preferences"]
+    settings = addon.context.preferences.addons[ADDON].preferences
+    assert preferences.worker_threads(addon.context) == 0  # background: all cores
+    settings.threads = 3
+    try:
+        assert preferences.worker_threads(addon.context) == 3
+    finally:
+        settings.threads = 0
+
+
+@pytest.mark.parametrize("operator", ["fit_mesh", "extract_mesh"])
+def test_a_job_that_cannot_fit_in_memory_is_refused_before_it_starts(scene, tmp_path, monkeypatch, operator):
+    import sys
+
+    bpy = pytest.importorskip("bpy")
+    source = import_obj(bpy, "spot.obj")
+    if operator == "extract_mesh":  # as if fitted at 64: at 2048 it would have 1024 times the triangles
+        source["_inr_field"] = write_field(
+            tmp_path, format=protocol.FIELD_FORMAT, format_version=str(protocol.FIELD_FORMAT_VERSION)
+        )
+        source["inr_resolution"] = 64
+    before = scene_state(bpy)
+    memory = sys.modules[bpy.context.preferences.addons[ADDON].module + ".inr_worker.memory"]
+    monkeypatch.setattr(memory, "available_memory", lambda: 100 * 2**20)
+    with pytest.raises(RuntimeError, match="resolution 2048 needs about .* only 100.0 MB is free") as raised:
+        getattr(bpy.ops.inr, operator)(resolution=2048)
+    assert len(str(raised.value).strip().splitlines()) == 1
+    assert scene_state(bpy) == before
+    assert not worker_processes() and not jobs_left(bpy)

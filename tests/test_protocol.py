@@ -68,3 +68,10 @@ def test_event_reader_returns_only_complete_lines(tmp_path):
     with open(path, "a") as file:
         file.write('gress", "step": 3}\n')
     assert list(reader.read_new()) == [{"event": "progress", "step": 3}]
+
+
+def test_job_threads_are_all_cores_or_a_positive_count(tmp_path):
+    protocol.JobSpec(task="extract", resolution=64, threads=3).write(tmp_path)
+    assert protocol.JobSpec.read(tmp_path).threads == 3
+    with pytest.raises(protocol.ProtocolError, match="threads"):
+        protocol.JobSpec(task="extract", resolution=64, threads=-1).write(tmp_path)

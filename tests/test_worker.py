@@ -12,11 +12,13 @@ import pytest
 import torch
 from conftest import MESHES, ROOT
 from meshmetrics import compare_arrays, edge_counts
+from test_extract import active_cells, dense_surface, hausdorff, same_cells
 
 from inr_worker import extract as extraction
 from inr_worker import protocol, sampling
 from inr_worker.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
+from inr_worker.model import FieldConfig
 
 WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
 
@@ -29,7 +31,7 @@ def read(name: str) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def bunny_field():
     vertices, triangles = read("bunny_closed_lowres.obj")
-    return vertices, triangles, fit(vertices, triangles, preset="FAST", steps=120)
+    return vertices, triangles, fit(vertices, triangles, preset="FAST", steps=10)
 
 
 def test_unit_frame_round_trip():
@@ -60,7 +62,7 @@ def test_winding_number_signs_give_an_open_cube_an_inside():
 )
 def test_unusable_meshes_are_refused_with_a_message(vertices, triangles, message):
     with pytest.raises(sampling.InputError, match=message):
-        sampling.sample_mesh(vertices, triangles, sampling.SampleConfig(count=2000))
+        sampling.sample_band(vertices, triangles, FieldConfig(resolution=32))
 
 
 def test_fit_gives_a_closed_manifold_outward_solid(bunny_field):
@@ -83,49 +85,11 @@ def test_finer_resolution_gives_a_finer_surface(bunny_field):
 
 def test_coarse_to_fine_finds_every_cell_that_dense_evaluation_crosses(bunny_field):
     _, _, field = bunny_field
-    values, cells, origin, cell = extraction.sample_field(field.model, field.low, field.high, 160, torch.device("cpu"))
-    index = np.stack(np.meshgrid(*(np.arange(n) for n in values.shape), indexing="ij"), -1).reshape(-1, 3)
-    dense = field.model.evaluate(torch.from_numpy((origin + index * cell).astype(np.float32))).numpy()
-    dense = dense.reshape(values.shape)
-    inside = dense <= 0
-    corners = [
-        inside[i : i + values.shape[0] - 1, j : j + values.shape[1] - 1, k : k + values.shape[2] - 1]
-        for i in (0, 1)
-        for j in (0, 1)
-        for k in (0, 1)
-    ]
-    crossed = np.argwhere(np.any(corners, 0) & ~np.all(corners, 0))
+    vertices, _ = extraction.extract_surface(field.model, field.low, field.high, 96, torch.device("cpu"))
+    dense_vertices, _, crossed = dense_surface(field.model, 96, field.low, field.high)
     assert len(crossed) > 1000
-    assert {tuple(c) for c in crossed} <= {tuple(c) for c in cells}
-    assert len(cells) < 0.1 * np.prod(np.array(values.shape) - 1)  # most of the grid was never evaluated
-    corner_points = tuple((cells[:, None, :] + extraction.CORNERS).reshape(-1, 3).T)
-    assert np.allclose(values[corner_points], dense[corner_points], atol=1e-5)
-
-
-class SphereField:
-    """An analytic signed distance field: a sphere of ``radius`` about the origin."""
-
-    def __init__(self, radius: float) -> None:
-        self.radius = radius
-
-    def evaluate(self, points: torch.Tensor) -> torch.Tensor:
-        return points.norm(dim=1) - self.radius
-
-
-@pytest.mark.parametrize("radius", [0.3, 0.9])  # 0.9: the solid overflows the box on every side
-def test_extraction_is_closed_even_where_the_solid_overflows_the_box(radius):
-    low, high = np.full(3, -0.5), np.full(3, 0.5)
-    vertices, triangles = extraction.extract_surface(SphereField(radius), low, high, 64, torch.device("cpu"))
-    assert edge_counts(triangles) == (0, 0)
-    volume = extraction.signed_volume(vertices, triangles)
-    expected = 4 / 3 * np.pi * radius**3 if radius < 0.5 else 1.0
-    assert expected * 0.98 < volume < expected * 1.25
-
-
-def test_an_empty_field_has_no_surface():
-    low, high = np.full(3, -0.5), np.full(3, 0.5)
-    with pytest.raises(extraction.NoSurfaceError, match="no surface found"):
-        extraction.extract_surface(SphereField(-0.1), low, high, 32, torch.device("cpu"))
+    assert same_cells(active_cells(field.model, 96, field.low, field.high), crossed)
+    assert hausdorff(vertices, dense_vertices) < 1 / 96
 
 
 def test_field_file_round_trip(bunny_field, tmp_path):
@@ -162,14 +126,14 @@ def test_cli_fits_and_extracts_an_open_mesh(tmp_path):
         "--preset",
         "FAST",
         "--steps",
-        "60",
+        "5",
         "--out",
         str(tmp_path / "cube.obj"),
         "--resolution",
         "32",
     )
     assert fitted.returncode == 0, fitted.stderr
-    assert "step 60/60" in fitted.stderr
+    assert "step 5/5" in fitted.stderr
     extracted = run_cli("extract", str(field_path), "--resolution", "48", "--out", str(out))
     assert extracted.returncode == 0, extracted.stderr
     triangles = igl.read_triangle_mesh(str(out))[1]

@@ -1,4 +1,8 @@
-"""A fitted field on disk: weights, shape and unit frame in one safetensors file."""
+"""A fitted field on disk: the band's bricks, the inside bits, shape and unit frame in one safetensors file.
+
+Everything is checked against the stored shape (:func:`protocol.check_field`) before anything is
+allocated, so what a field makes the worker allocate is bounded by its own bytes.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import protocol
 from .model import FieldConfig, NeuralField
 from .sampling import UnitFrame
 
-_NUMPY_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
+_NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F64": np.float64}
 
 
 @dataclasses.dataclass
@@ -28,20 +31,23 @@ class StoredField:
 
 
 def save_field(path: Path, field: StoredField) -> None:
-    """Write the field; feature grids as float16, the MLP as float32."""
-    tensors = {}
-    for name, value in field.model.state_dict().items():
-        array = value.detach().cpu().numpy()
-        dtype = "F16" if name.startswith("grids.") else "F32"
-        array = np.ascontiguousarray(array.astype(_NUMPY_DTYPES[dtype]).newbyteorder("<"))
-        tensors[name] = (dtype, tuple(array.shape), array.tobytes())
-    for name, array in (
-        ("frame.centre", field.frame.centre),
-        ("frame.scale", np.array([field.frame.scale])),
-        ("bounds.low", field.low),
-        ("bounds.high", field.high),
-    ):
-        tensors[name] = ("F64", tuple(np.shape(array)), np.asarray(array, "<f8").tobytes())
+    """Write the field: band values as int8, brick keys as int32, inside bits packed."""
+    arrays = {
+        **field.model.stored_arrays(),
+        "frame.centre": np.asarray(field.frame.centre, np.float64),
+        "frame.scale": np.array([field.frame.scale], np.float64),
+        "bounds.low": np.asarray(field.low, np.float64),
+        "bounds.high": np.asarray(field.high, np.float64),
+    }
+    dtypes = {np.dtype(value): name for name, value in _NUMPY_DTYPES.items()}
+    tensors = {
+        name: (
+            dtypes[array.dtype],
+            tuple(array.shape),
+            np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(),
+        )
+        for name, array in arrays.items()
+    }
     metadata = {
         "format": protocol.FIELD_FORMAT,
         "format_version": str(protocol.FIELD_FORMAT_VERSION),
@@ -52,23 +58,26 @@ def save_field(path: Path, field: StoredField) -> None:
 
 
 def load_field(path: Path) -> StoredField:
-    """Read a field written by :func:`save_field`; raises ProtocolError if it is not one."""
+    """Read a field written by :func:`save_field`; raises ProtocolError (saying to re-fit) if it is not one."""
     data = path.read_bytes()
     metadata = protocol.check_field(data)
     tensors, _ = protocol.read_safetensors(data)
-    try:
-        arrays = {
-            name: np.frombuffer(raw, dtype=np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
-            for name, (dtype, shape, raw) in tensors.items()
-        }
-        raw_config = json.loads(metadata["field_config"])
-        config = FieldConfig(**{**raw_config, "grid_resolutions": tuple(raw_config["grid_resolutions"])})
-        model = NeuralField(config)
-        state = {name: torch.from_numpy(arrays[name].astype(np.float32)) for name in model.state_dict()}
-        model.load_state_dict(state)
-        frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=float(arrays["frame.scale"][0]))
-        low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise protocol.ProtocolError(f"the stored field is damaged ({error}); re-fit this object") from error
+    arrays = {
+        name: np.frombuffer(raw, dtype=np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
+        for name, (dtype, shape, raw) in tensors.items()
+    }
+    config = FieldConfig(**json.loads(metadata["field_config"]))
+    keys = arrays["brick_keys"]
+    if len(keys) and (keys[0] < 0 or keys[-1] >= config.bricks_per_side**3 or (np.diff(keys) <= 0).any()):
+        raise protocol.ProtocolError(
+            "the stored field is damaged (brick keys out of order or range); re-fit this object"
+        )
+    scale = float(arrays["frame.scale"][0])
+    numbers = np.concatenate([arrays[name] for name in ("frame.centre", "frame.scale", "bounds.low", "bounds.high")])
+    if not np.isfinite(numbers).all() or not scale > 0:
+        raise protocol.ProtocolError("the stored field is damaged (its frame is not finite); re-fit this object")
+    model = NeuralField.from_stored(config, arrays)
+    frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=scale)
+    low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
     info = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "field_config")}
     return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info)

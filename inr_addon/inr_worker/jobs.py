@@ -16,8 +16,10 @@ import torch
 from . import protocol
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, load_field, save_field
+from .memory import check_memory, estimate_memory_for_mesh
+from .model import NeuralField
 from .progress import EventProgress, Progress
-from .sampling import InputError, sample_mesh
+from .sampling import InputError, near_samples, sample_band
 from .train import PRESETS, pick_device, train_field
 
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, RuntimeError, OSError)
@@ -32,21 +34,30 @@ def fit(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> StoredField:
-    """Sample the mesh and train a field on it."""
+    """Sample the exact signed distance on the mesh's narrow band; with ``steps`` (or the preset's), refit
+    the band's values to it at points between the grid points."""
     progress = progress or Progress()
     settings = PRESETS[preset]
     torch_device = pick_device(device)
+    config = settings.field
     started = time.monotonic()
-    progress.stage("sampling", f"{settings.samples.count} points, {len(triangles)} triangles")
-    frame, points, distances = sample_mesh(vertices, triangles, settings.samples, seed)
+    progress.stage("sampling", f"narrow band at {config.resolution} cells, {len(triangles)} triangles")
+    band = sample_band(vertices, triangles, config)
+    model = NeuralField(config, *(torch.from_numpy(array) for array in (band.keys, band.values, band.inside)))
+    steps = steps or settings.steps
     sampled = time.monotonic()
-    progress.stage(
-        "training",
-        f"{steps or settings.steps} steps on {torch_device.type}, after {sampled - started:.1f} s of sampling",
-    )
-    model = train_field(points, distances, settings, torch_device, steps, seed, progress.step)
+    if steps:
+        points, distances = near_samples(
+            band.distance, settings.samples, settings.sample_sigma_cells * config.cell, seed
+        )
+        sampled = time.monotonic()
+        progress.stage(
+            "training",
+            f"{steps} steps on {torch_device.type}, {len(band.keys)} bricks, after {sampled - started:.1f} s of sampling",
+        )
+        model = train_field(model, points, distances, settings, torch_device, steps, seed, progress.step)
     trained = time.monotonic()
-    unit_vertices = frame.to_unit(np.asarray(vertices, np.float64))
+    unit_vertices = band.distance.vertices
     info = {
         "preset": preset,
         "device": torch_device.type,
@@ -54,17 +65,34 @@ def fit(
         "training_s": f"{trained - sampled:.2f}",
         "torch": torch.__version__,
     }
-    return StoredField(model=model.cpu(), frame=frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info)
+    return StoredField(
+        model=model.cpu(), frame=band.frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info
+    )
 
 
 def extract(
-    field: StoredField, resolution: int, device: str = "AUTO", progress: Progress | None = None
+    field: StoredField,
+    resolution: int,
+    device: str = "AUTO",
+    progress: Progress | None = None,
+    memory_limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates."""
+    """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates.
+
+    Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
+    bytes (default: the memory free now)."""
     progress = progress or Progress()
     progress.stage("extracting", f"resolution {resolution}")
     torch_device = pick_device(device)
-    vertices, triangles = extract_surface(field.model.to(torch_device), field.low, field.high, resolution, torch_device)
+    vertices, triangles = extract_surface(
+        field.model.to(torch_device),
+        field.low,
+        field.high,
+        resolution,
+        torch_device,
+        memory_limit,
+        lambda done, total: progress.step(done, total, 0.0),
+    )
     return field.frame.from_unit(vertices), triangles
 
 
@@ -92,10 +120,13 @@ def run_job(job_dir: Path) -> int:
         spec = protocol.JobSpec.read(job_dir)
         if spec.parent_pid:
             _watch_parent(spec.parent_pid)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
         progress = EventProgress(events)
         if spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
+            check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             field = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, field)
         else:

@@ -1,62 +1,199 @@
-"""The neural field: multi-resolution dense feature grids, read by trilinear interpolation,
-and a small MLP that maps the concatenated features to a signed distance."""
+"""The field: a signed distance stored only where the surface can be.
+
+A fine grid of cell ``1 / resolution`` covers the domain ``[-DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT]^3``
+and is cut into bricks of ``brick^3`` points. Only the bricks of the narrow band around the surface
+hold values (initialised from the exact signed distance, then fitted to the distance between the grid
+points, and stored as int8); every other brick holds one bit, inside or outside. Beyond the band the
+distance to the nearest band brick gives a lower bound of the distance, so that the field still reads as
+a signed distance saturating at ``truncation``: a value ``v`` proves that no surface lies within ``|v|``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
 from torch import nn
 
-DOMAIN_HALF_EXTENT = 0.6  # the grids cover [-0.6, 0.6]^3 of the unit frame
-TRUNCATION = 0.1  # the field learns the signed distance clamped to +-TRUNCATION (unit frame)
+from .protocol import DOMAIN_HALF_EXTENT, bricks_per_side
+
+TRUNCATION = 0.1  # far from the surface the field saturates at +-TRUNCATION (unit frame)
 
 
 @dataclasses.dataclass(frozen=True)
 class FieldConfig:
-    """Shape of the field; stored with its weights so that a field file rebuilds itself."""
+    """Shape of the field; stored with its values so that a field file rebuilds (and checks) itself."""
 
-    grid_resolutions: tuple[int, ...] = (16, 32, 64, 128)
-    features: int = 2
-    hidden: int = 64
-    hidden_layers: int = 2
+    resolution: int = 256  # fine cells per unit length (the mesh's longest side is 1)
+    brick: int = 4  # fine points per brick side
+    band_cells: float = 1.8  # bricks within this many cells of the surface hold values, clamped to it
+
+    @property
+    def cell(self) -> float:
+        return 1.0 / self.resolution
+
+    @property
+    def bricks_per_side(self) -> int:
+        return bricks_per_side(self.resolution, self.brick)
+
+    @property
+    def band(self) -> float:
+        """The fine values' clamp, in unit-frame distance."""
+        return self.band_cells * self.cell
+
+
+def quantise(values: torch.Tensor, limit: float) -> torch.Tensor:
+    """Values in [-limit, limit] as int8 codes -127..127."""
+    return torch.round(values.clamp(-limit, limit) / limit * 127).to(torch.int8)
+
+
+def _outer(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, combine) -> torch.Tensor:
+    """``combine`` of per-axis pairs (N, 2) over the 8 corners: (N, 8), in CORNERS order."""
+    return combine(combine(x[:, :, None, None], y[:, None, :, None]), z[:, None, None, :]).reshape(len(x), 8)
 
 
 class NeuralField(nn.Module):
-    """f(x) -> signed distance, for points x of shape (N, 3) in the unit frame."""
+    """f(x) -> signed distance, for points x of shape (N, 3) in the unit frame.
 
-    def __init__(self, config: FieldConfig) -> None:
+    ``brick_keys`` (M,) are the flat indices of the band's bricks, ascending; ``brick_values`` (M, b^3)
+    their fine values (a parameter, fitted by training); ``inside`` (n^3,) bool says on which side of
+    the surface each brick outside the band lies.
+    """
+
+    def __init__(
+        self, config: FieldConfig, brick_keys: torch.Tensor, brick_values: torch.Tensor, inside: torch.Tensor
+    ) -> None:
         super().__init__()
         self.config = config
-        self.grids = nn.ParameterList(
-            nn.Parameter(torch.empty(1, config.features, r, r, r).uniform_(-1e-4, 1e-4))
-            for r in config.grid_resolutions
-        )
-        layers: list[nn.Module] = []
-        width = config.features * len(config.grid_resolutions)
-        for _ in range(config.hidden_layers):
-            layers += [nn.Linear(width, config.hidden), nn.ReLU()]
-            width = config.hidden
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
+        self.truncation = TRUNCATION
+        self.brick_values = nn.Parameter(brick_values.float().reshape(len(brick_keys), config.brick**3))
+        self.register_buffer("brick_keys", brick_keys.long())
+        self.register_buffer("inside", inside.bool().reshape(-1))
+        side = config.bricks_per_side
+        slots = torch.where(self.inside, -2, -1).to(torch.int32)
+        slots[self.brick_keys] = torch.arange(len(brick_keys), dtype=torch.int32)
+        self.register_buffer("slots", slots)  # per brick: its row in brick_values, or -1 outside / -2 inside
+        self.register_buffer("far_bound", self._far_bound(config, slots >= 0))
+        self.register_buffer("corner_steps", torch.tensor([0, 1]), persistent=False)
+        self._side = side
+        self.register_buffer("curvature", torch.zeros(0), persistent=False)
+        self.update_curvature()
+
+    @staticmethod
+    def _far_bound(config: FieldConfig, active: torch.Tensor) -> torch.Tensor:
+        """Per brick, a lower bound of the distance from any of its points to the surface.
+
+        The surface lies in the band bricks (each grown by a cell); a brick whose centre is ``L`` from
+        the nearest band brick's centre is at least ``L - sqrt(3) * brick * cell`` from it.
+        """
+        side = config.bricks_per_side
+        if not bool(active.any()):
+            return torch.full((side**3,), TRUNCATION)
+        gaps = distance_transform_edt(~active.cpu().numpy().reshape((side,) * 3)).astype(np.float32)
+        length = config.brick * config.cell
+        bound = np.clip(gaps.reshape(-1) * length - math.sqrt(3) * length, 0, TRUNCATION)
+        return torch.from_numpy(bound)
+
+    def _point_values(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values at fine grid points given by their integer indices (K, 3), and whether they are stored."""
+        config, side, brick = self.config, self._side, self.config.brick
+        points = points.clamp(0, side * brick - 1)
+        bricks, local = points // brick, points % brick
+        slots = self.slots[(bricks[:, 0] * side + bricks[:, 1]) * side + bricks[:, 2]].long()
+        local_flat = (local[:, 0] * brick + local[:, 1]) * brick + local[:, 2]
+        stored = slots >= 0
+        values = self.brick_values.detach().reshape(-1)[(slots.clamp(min=0) * brick**3 + local_flat)]
+        return torch.where(stored, values, torch.where(slots == -2, -config.band, config.band)), stored
+
+    @torch.no_grad()
+    def update_curvature(self) -> None:
+        """Second differences of the stored values along each axis, (M * b^3, 3), for the curvature term.
+
+        Where a point or a neighbour lies at the band's clamp (or holds no value), it is zero.
+        """
+        config, side, brick = self.config, self._side, self.config.brick
+        keys = self.brick_keys
+        bricks = torch.stack([keys // (side * side), keys // side % side, keys % side], 1)
+        local = torch.stack(torch.meshgrid(*[torch.arange(brick, device=keys.device)] * 3, indexing="ij"), -1)
+        points = (bricks[:, None, :] * brick + local.reshape(1, -1, 3)).reshape(-1, 3)
+        centre = self.brick_values.detach().reshape(-1)
+        differences = []
+        for axis in range(3):
+            step = torch.zeros(3, dtype=torch.long, device=keys.device)
+            step[axis] = 1
+            after, stored_after = self._point_values(points + step)
+            before, stored_before = self._point_values(points - step)
+            valid = stored_after & stored_before
+            valid &= torch.stack([after, before, centre]).abs().amax(0) < 0.99 * config.band
+            differences.append(torch.where(valid, after - 2 * centre + before, 0.0))
+        self.curvature = torch.stack(differences, 1)
+
+    def interpolation(self, points: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """How the fine grid's trilinear interpolation reads ``points``: per point and corner (N, 8),
+        the flat index into ``brick_values`` (-1 where the corner's brick holds no values), the weight,
+        and the fixed value (+-band) used where there is no index; per point the position in its cell
+        (N, 3) and the key of its brick."""
+        config, side, brick = self.config, self._side, self.config.brick
+        last = side * brick - 1
+        position = ((points + DOMAIN_HALF_EXTENT) / config.cell).clamp(0, last)
+        low = position.floor().clamp(max=last - 1)
+        weight = position - low
+        # per axis, the two corners' brick and place in it: (N, 3, 2)
+        corner = low.long()[:, :, None] + self.corner_steps
+        bricks, local = corner // brick, corner % brick
+        # combine the axes: (N, 2, 2, 2), flattened to (N, 8) in CORNERS order
+        keys = _outer(bricks[:, 0] * side * side, bricks[:, 1] * side, bricks[:, 2], torch.add)
+        local_flat = _outer(local[:, 0] * brick * brick, local[:, 1] * brick, local[:, 2], torch.add)
+        axis_weights = torch.stack([1 - weight, weight], 2)
+        factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
+        slots = self.slots[keys].long()
+        index = torch.where(slots >= 0, slots * brick**3 + local_flat, -1)
+        fixed = torch.where(slots == -2, -config.band, config.band)
+        return index, factors, fixed, weight, keys[:, 0]
+
+    def fine(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fine grid's value at ``points`` (clamped to +-band), defined everywhere, and the flat key
+        of each point's brick: trilinear interpolation less its curvature error, ``t (1 - t) / 2`` times
+        the second difference along each axis (interpolated the same way)."""
+        index, factors, fixed, weight, keys = self.interpolation(points)
+        band = self.config.band
+        has_value = index >= 0
+        rows = index.clamp(min=0)
+        stored = self.brick_values.reshape(-1)[rows].clamp(-band, band)
+        linear = (factors * torch.where(has_value, stored, fixed)).sum(1)
+        second = (torch.where(has_value, factors, 0.0)[:, :, None] * self.curvature[rows]).sum(1)
+        return linear - 0.5 * (weight * (1 - weight) * second).sum(1), keys
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        count = points.shape[0]
-        coords = (points / DOMAIN_HALF_EXTENT).view(1, count, 1, 1, 3)
-        features = [
-            F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=True).view(
-                self.config.features, count
-            )
-            for grid in self.grids
-        ]
-        return self.mlp(torch.cat(features).T).squeeze(-1)
+        fine, brick = self.fine(points)
+        return torch.sign(fine) * torch.maximum(fine.abs(), self.far_bound[brick])
 
     @torch.inference_mode()
-    def evaluate(self, points: torch.Tensor, batch: int = 65_536) -> torch.Tensor:
+    def evaluate(self, points: torch.Tensor, batch: int = 262_144) -> torch.Tensor:
         """Evaluate many points in batches, without autograd."""
         return (
             torch.cat([self(points[start : start + batch]) for start in range(0, len(points), batch)])
             if len(points)
             else points.new_zeros(0)
         )
+
+    def stored_arrays(self) -> dict[str, np.ndarray]:
+        """What a field file holds: the band's keys and quantised values, and the inside bits."""
+        config = self.config
+        return {
+            "brick_keys": self.brick_keys.cpu().numpy().astype(np.int32),
+            "brick_values": quantise(self.brick_values.detach().cpu(), config.band).numpy(),
+            "inside_bits": np.packbits(self.inside.cpu().numpy()),
+        }
+
+    @classmethod
+    def from_stored(cls, config: FieldConfig, arrays: dict[str, np.ndarray]) -> NeuralField:
+        """Rebuild a field from :meth:`stored_arrays` (already checked against ``config``)."""
+        side = config.bricks_per_side
+        inside = np.unpackbits(arrays["inside_bits"], count=side**3).astype(bool)
+        values = torch.from_numpy(arrays["brick_values"].astype(np.float32)) * (config.band / 127)
+        keys = torch.from_numpy(arrays["brick_keys"].astype(np.int64))
+        return cls(config, keys, values, torch.from_numpy(inside))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import struct
 import time
@@ -20,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 FIELD_FORMAT = "inr_addon.field"
-FIELD_FORMAT_VERSION = 1
+FIELD_FORMAT_VERSION = 2  # 2: sparse narrow band of int8 bricks; 1: dense grids and an MLP (re-fit those)
+DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit frame
+FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
+FIELD_BRICKS = (2, 4, 8)  # brick sides a field may have
 
 PRESETS: tuple[tuple[str, str, str], ...] = (
     ("FAST", "Fast", "A quick rough fit, for blocking out"),
@@ -62,6 +66,7 @@ class JobSpec:
     seed: int = 0
     steps: int = 0  # 0: the preset's own number of steps
     parent_pid: int = 0  # the worker exits when this process goes away; 0: no watch
+    threads: int = 0  # torch threads in the worker; 0: torch's default (all cores)
 
     def validate(self) -> None:
         if self.task not in ("fit", "extract"):
@@ -74,6 +79,8 @@ class JobSpec:
             raise ProtocolError(f"resolution {self.resolution} is outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
         if self.steps < 0:
             raise ProtocolError("steps must be 0 (the preset's) or more")
+        if self.threads < 0:
+            raise ProtocolError("threads must be 0 (all cores) or more")
 
     def write(self, job_dir: Path) -> None:
         self.validate()
@@ -127,7 +134,7 @@ class EventReader:
 
 # --- safetensors -------------------------------------------------------------------------
 
-_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I32": 4, "I64": 8, "U8": 1}
+_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I32": 4, "I64": 8, "U8": 1}
 
 
 def write_safetensors(
@@ -180,10 +187,19 @@ def read_safetensors(data: bytes) -> tuple[dict[str, tuple[str, tuple[int, ...],
     return tensors, metadata
 
 
+def bricks_per_side(resolution: int, brick: int) -> int:
+    """Bricks along each side of a field's domain."""
+    return math.ceil(2 * DOMAIN_HALF_EXTENT * resolution / brick)
+
+
 def check_field(data: bytes) -> dict[str, str]:
-    """Return a stored field's metadata, or raise ProtocolError that says to re-fit."""
+    """Return a stored field's metadata, or raise ProtocolError that says to re-fit.
+
+    Besides the format and version, the shape in ``field_config`` is checked against the stored
+    tensors (names, dtypes, shapes), so that what a field makes the worker allocate follows its bytes.
+    """
     try:
-        _, metadata = read_safetensors(data)
+        tensors, metadata = read_safetensors(data)
     except ProtocolError as error:
         raise ProtocolError(f"the stored field is damaged: {error}; re-fit this object") from error
     if metadata.get("format") != FIELD_FORMAT:
@@ -193,4 +209,40 @@ def check_field(data: bytes) -> dict[str, str]:
             f"the stored field has format version {metadata.get('format_version')}, this add-on reads "
             f"version {FIELD_FORMAT_VERSION}; re-fit this object"
         )
+    try:
+        _check_shapes(tensors, json.loads(metadata["field_config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProtocolError(f"the stored field is damaged ({error}); re-fit this object") from error
     return metadata
+
+
+def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], config: dict[str, Any]) -> None:
+    if set(config) != {"resolution", "brick", "band_cells"}:
+        raise ValueError(f"unexpected field_config keys {sorted(config)}")
+    resolution, brick, band_cells = config["resolution"], config["brick"], config["band_cells"]
+    if type(resolution) is not int or not FIELD_RESOLUTIONS[0] <= resolution <= FIELD_RESOLUTIONS[1]:
+        raise ValueError(f"resolution {resolution!r} outside {FIELD_RESOLUTIONS}")
+    if type(brick) is not int or brick not in FIELD_BRICKS:
+        raise ValueError(f"brick {brick!r} not one of {FIELD_BRICKS}")
+    if not isinstance(band_cells, (int, float)) or not 1 <= band_cells <= 8:
+        raise ValueError(f"band_cells {band_cells!r} outside 1..8")
+    bricks = bricks_per_side(resolution, brick) ** 3
+    count = tensors["brick_keys"][1][0] if "brick_keys" in tensors else -1
+    expected = {
+        "brick_keys": ("I32", (count,)),
+        "brick_values": ("I8", (count, brick**3)),
+        "inside_bits": ("U8", (-(-bricks // 8),)),
+        "frame.centre": ("F64", (3,)),
+        "frame.scale": ("F64", (1,)),
+        "bounds.low": ("F64", (3,)),
+        "bounds.high": ("F64", (3,)),
+    }
+    if set(tensors) != set(expected):
+        raise ValueError(f"tensors {sorted(tensors)}, expected {sorted(expected)}")
+    if not 0 <= count <= bricks:
+        raise ValueError(f"{count} bricks for a grid of {bricks}")
+    for name, (dtype, shape) in expected.items():
+        if tensors[name][:2] != (dtype, shape):
+            raise ValueError(
+                f"tensor {name} is {tensors[name][0]}{list(tensors[name][1])}, expected {dtype}{list(shape)}"
+            )

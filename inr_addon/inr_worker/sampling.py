@@ -1,5 +1,6 @@
-"""Training samples for a signed distance field: points near the surface and in the box,
-with distances to the mesh and signs from the generalized winding number.
+"""The exact signed distance of a mesh where the field needs it: on the narrow band of bricks around
+the surface, and at training points near it; distances from libigl, signs from the generalized
+winding number.
 
 Everything here works in the *unit frame*: the mesh's bounding box centred on the origin and
 scaled so that its longest side is 1 (see :class:`UnitFrame`).
@@ -12,9 +13,10 @@ import dataclasses
 import igl
 import numpy as np
 
-from .model import DOMAIN_HALF_EXTENT
+from .model import DOMAIN_HALF_EXTENT, FieldConfig
 
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
+WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy; 1 agrees with the default 2 on the side, 4x faster
 
 
 class InputError(ValueError):
@@ -73,51 +75,155 @@ def surface_points(vertices: np.ndarray, triangles: np.ndarray, count: int, rng:
     return a + u * (b - a) + v * (c - a)
 
 
+class MeshDistance:
+    """Signed distance to a mesh, with both search trees built once: distance from libigl's AABB tree,
+    inside where the generalized winding number (fast, cached hierarchy) exceeds 0.5 in magnitude."""
+
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
+        self.vertices, self.triangles = vertices, triangles
+        self._tree = igl.AABB()
+        self._tree.init(vertices, triangles)
+        self._winding = igl.FastWindingNumberBVH()
+        self._winding.init(vertices, triangles, 2)
+
+    def unsigned(self, points: np.ndarray) -> np.ndarray:
+        result = np.empty(len(points))
+        for start in range(0, len(points), CHUNK):
+            chunk = np.ascontiguousarray(points[start : start + CHUNK], dtype=np.float64)
+            result[start : start + CHUNK] = np.sqrt(
+                self._tree.squared_distance(self.vertices, self.triangles, chunk)[0]
+            )
+        return result
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        result = np.empty(len(points), dtype=bool)
+        for start in range(0, len(points), CHUNK):
+            chunk = np.ascontiguousarray(points[start : start + CHUNK], dtype=np.float64)
+            result[start : start + CHUNK] = np.abs(self._winding.winding_number(chunk, WINDING_ACCURACY)) > 0.5
+        return result
+
+    def signed(self, points: np.ndarray) -> np.ndarray:
+        return np.where(self.inside(points), -1.0, 1.0) * self.unsigned(points)
+
+
 def signed_distance(vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Distance to the nearest triangle, negative where the winding number says inside."""
-    result = np.empty(len(points))
-    for start in range(0, len(points), CHUNK):
-        chunk = points[start : start + CHUNK]
-        squared, _, _ = igl.point_mesh_squared_distance(chunk, vertices, triangles)
-        winding = igl.fast_winding_number(vertices, triangles, chunk)
-        result[start : start + CHUNK] = np.where(np.abs(winding) > 0.5, -1.0, 1.0) * np.sqrt(squared)
-    return result
+    return MeshDistance(vertices, triangles).signed(points)
 
 
-@dataclasses.dataclass(frozen=True)
-class SampleConfig:
-    """How many samples, and how they are spread."""
-
-    count: int = 400_000
-    near_fraction: float = 0.45  # surface points moved by N(0, near_sigma)
-    near_sigma: float = 0.001
-    mid_fraction: float = 0.35  # surface points moved by N(0, mid_sigma)
-    mid_sigma: float = 0.03
-    # the rest: uniform in the field's domain
+def near_samples(distance: MeshDistance, count: int, sigma: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Surface points moved by N(0, sigma), float32 (count, 3), and their signed distances."""
+    rng = np.random.default_rng(seed)
+    points = surface_points(distance.vertices, distance.triangles, count, rng)
+    points = np.clip(points + rng.normal(size=points.shape) * sigma, -DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT)
+    return points.astype(np.float32), distance.signed(points).astype(np.float32)
 
 
-def sample_mesh(
-    vertices: np.ndarray, triangles: np.ndarray, config: SampleConfig, seed: int = 0
-) -> tuple[UnitFrame, np.ndarray, np.ndarray]:
-    """Return the unit frame, sample points in it (N, 3) float32 and their signed distances (N,)."""
+@dataclasses.dataclass
+class Band:
+    """A mesh in its unit frame, its distance queries and its narrow band (see :func:`narrow_band`)."""
+
+    frame: UnitFrame
+    distance: MeshDistance
+    keys: np.ndarray
+    values: np.ndarray
+    inside: np.ndarray
+
+
+def sample_band(vertices: np.ndarray, triangles: np.ndarray, config: FieldConfig) -> Band:
+    """Check the mesh, move it to its unit frame and sample the exact signed distance on its band."""
     vertices, triangles = clean_mesh(vertices, triangles)
     frame = UnitFrame.of(vertices)
-    unit_vertices = frame.to_unit(vertices)
-    rng = np.random.default_rng(seed)
-    near = int(config.count * config.near_fraction)
-    mid = int(config.count * config.mid_fraction)
-    uniform = config.count - near - mid
-    on_surface = surface_points(unit_vertices, triangles, near + mid, rng)
-    sigma = np.concatenate([np.full(near, config.near_sigma), np.full(mid, config.mid_sigma)])[:, None]
-    points = np.concatenate(
-        [
-            on_surface + rng.normal(size=on_surface.shape) * sigma,
-            rng.uniform(-DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT, (uniform, 3)),
-        ]
-    )
-    points = np.clip(points, -DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT)
-    distances = signed_distance(unit_vertices, triangles, points)
-    inside = distances < 0
-    if inside.mean() < 1e-4:
+    distance = MeshDistance(frame.to_unit(vertices), triangles)
+    keys, values, inside = narrow_band(distance, config)
+    if not inside.any() and not (values < 0).any():
         raise InputError("no surface found: the mesh encloses no volume (is it a flat sheet or a single face?)")
-    return frame, points.astype(np.float32), distances.astype(np.float32)
+    return Band(frame, distance, keys, values, inside)
+
+
+def _centres(cells: np.ndarray, size: int, config: FieldConfig) -> np.ndarray:
+    """Centres of cubes of ``size`` bricks (low corners ``cells``, in bricks), unit frame."""
+    brick_points = size * config.brick - 1  # fine cells spanned by the points of the cube
+    return -DOMAIN_HALF_EXTENT + (cells * size * config.brick + brick_points / 2) * config.cell
+
+
+def _sign_changes(inside: np.ndarray) -> np.ndarray:
+    """Cells with a face neighbour on the other side."""
+    changed = np.zeros_like(inside)
+    for axis in range(3):
+        low = [slice(None)] * 3
+        high = [slice(None)] * 3
+        low[axis], high[axis] = slice(0, -1), slice(1, None)
+        differs = inside[tuple(low)] != inside[tuple(high)]
+        changed[tuple(low)] |= differs
+        changed[tuple(high)] |= differs
+    return changed
+
+
+def _brick_values(
+    distance: MeshDistance,
+    config: FieldConfig,
+    cells: np.ndarray,
+    centres: np.ndarray,
+    centre_distances: np.ndarray,
+    centre_inside: np.ndarray,
+) -> np.ndarray:
+    """Signed distances, clamped to the band, at the points of the bricks ``cells`` (M, brick^3).
+
+    A point inside the empty ball about its brick's centre is beyond the band on the centre's side;
+    a point beyond the band whose own empty ball meets the centre's is on the centre's side too. Only
+    the rest need their distance, and only points within the band their winding number.
+    """
+    band = config.band
+    local = np.argwhere(np.ones((config.brick,) * 3, dtype=bool))
+    points = (-DOMAIN_HALF_EXTENT + (cells[:, None] * config.brick + local) * config.cell).reshape(-1, 3)
+    count = len(local)
+    reach = np.linalg.norm(points - centres.repeat(count, 0), axis=1)
+    ball = np.repeat(centre_distances, count)
+    centre_side = np.where(np.repeat(centre_inside, count), -1.0, 1.0)
+    values = centre_side * band
+    unknown = np.flatnonzero(reach >= ball - band)
+    found = distance.unsigned(points[unknown])
+    far = (found >= band) & (found + ball[unknown] > reach[unknown])
+    near = unknown[~far]
+    values[near] = np.where(distance.inside(points[near]), -1.0, 1.0) * np.minimum(found[~far], band)
+    return values.reshape(len(cells), count)
+
+
+def narrow_band(distance: MeshDistance, config: FieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bricks that hold the surface, their exact signed distances and the side of every other brick.
+
+    Coarse to fine: cubes of bricks are split where their centre is near the surface, or where their
+    side differs from a neighbour's (for open meshes, the winding number's surface can lie far from any
+    triangle). Returns the active bricks' flat keys (M,) ascending, their values (M, brick^3) clamped to
+    the band, and ``inside`` (bricks_per_side^3,) bool.
+    """
+    side, brick, cell, band = config.bricks_per_side, config.brick, config.cell, config.band
+    size = 1
+    while side // (size * 2) >= 4:
+        size *= 2
+    dims = -(-side // size)
+    inside = np.zeros((dims,) * 3, dtype=bool)
+    cells = np.argwhere(np.ones((dims,) * 3, dtype=bool))
+    while True:
+        centres = _centres(cells, size, config)
+        centre_distances = distance.unsigned(centres)
+        near = centre_distances < np.sqrt(3) / 2 * (size * brick - 1) * cell + band
+        inside[tuple(cells.T)] = distance.inside(centres)
+        split = near | _sign_changes(inside)[tuple(cells.T)]
+        cells, centres, centre_distances = cells[split], centres[split], centre_distances[split]
+        if size == 1:
+            break
+        size //= 2
+        dims = -(-side // size)
+        inside = inside.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:dims, :dims, :dims]
+        children = (cells[:, None] * 2 + np.argwhere(np.ones((2, 2, 2), dtype=bool))).reshape(-1, 3)
+        cells = children[(children < dims).all(1)]
+    values = _brick_values(distance, config, cells, centres, centre_distances, inside[tuple(cells.T)])
+    # a brick with every point beyond the band on one side holds no surface: one bit is enough
+    uniform = (np.abs(values) >= band).all(1) & ((values > 0).all(1) | (values < 0).all(1))
+    inside[tuple(cells[uniform].T)] = values[uniform, 0] < 0
+    cells, values = cells[~uniform], values[~uniform]
+    keys = np.ravel_multi_index(tuple(cells.T), (side,) * 3)
+    order = np.argsort(keys)
+    return keys[order], values[order].astype(np.float32), inside.reshape(-1)

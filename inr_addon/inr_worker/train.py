@@ -1,4 +1,4 @@
-"""Training: presets, the device choice and one training loop."""
+"""Training: presets, the device choice and the loop that fits the band's values to the distance."""
 
 from __future__ import annotations
 
@@ -9,26 +9,30 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .model import TRUNCATION, FieldConfig, NeuralField
-from .sampling import SampleConfig
+from .model import FieldConfig, NeuralField
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """Everything a fit needs besides the mesh."""
+    """Everything a fit needs besides the mesh.
+
+    The band's values are the exact signed distance at the grid points. Training (``steps`` > 0) refits
+    them by least squares to the exact distance at ``samples`` points near the surface; measured, with
+    the samples a fit can afford it does not beat the exact values read with the curvature term
+    (mean error 0.0099 against 0.0086 cells at 256 on bunny_closed_lowres), so no preset trains.
+    """
 
     field: FieldConfig
-    samples: SampleConfig
+    samples: int
     steps: int
-    batch: int = 16_384
-    learning_rate: float = 1e-2
-    final_learning_rate: float = 2e-4
+    sample_sigma_cells: float = 0.7  # samples: surface points moved by N(0, sigma) cells
+    regularisation: float = 0.05  # pull towards the exact values at the grid points, relative to the data
 
 
 PRESETS: dict[str, Preset] = {
-    "FAST": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 96)), SampleConfig(count=150_000), steps=200),
-    "BALANCED": Preset(FieldConfig(), SampleConfig(count=400_000), steps=700),
-    "QUALITY": Preset(FieldConfig(grid_resolutions=(16, 32, 64, 128, 192)), SampleConfig(count=800_000), steps=1600),
+    "FAST": Preset(FieldConfig(resolution=192), samples=100_000, steps=0),
+    "BALANCED": Preset(FieldConfig(resolution=256), samples=400_000, steps=0),
+    "QUALITY": Preset(FieldConfig(resolution=512), samples=1_500_000, steps=0),
 }
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
@@ -48,6 +52,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def train_field(
+    model: NeuralField,
     points: np.ndarray,
     distances: np.ndarray,
     preset: Preset,
@@ -56,29 +61,50 @@ def train_field(
     seed: int = 0,
     on_step: StepCallback | None = None,
 ) -> NeuralField:
-    """Fit a field to (points, signed distances) with Adam and a cosine-decayed learning rate."""
-    torch.manual_seed(seed)
+    """Fit the band's values to (points, signed distances) by least squares, kept close to their start.
+
+    The field is linear in its values ``v``: at the sample points it reads ``A v + b``. Each step is one
+    conjugate-gradient step on ``(A^T A + w I) v = A^T (d - b) + w v0``, where ``v0`` are the exact
+    distances at the grid points and ``w`` the regularisation weight: values that no sample constrains
+    stay exact.
+    """
     steps = steps or preset.steps
-    model = NeuralField(preset.field).to(device)
-    fused = device.type in ("cpu", "cuda")
-    optimiser = torch.optim.Adam(model.parameters(), lr=preset.learning_rate, fused=fused)
-    all_points = torch.from_numpy(points).to(device)
-    all_targets = torch.from_numpy(distances).to(device).clamp(-TRUNCATION, TRUNCATION)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    batch = min(preset.batch, len(all_points))
+    model = model.to(device).eval()
+    config = model.config
+    start = model.brick_values.detach().reshape(-1).clone()
+    sample_points = torch.from_numpy(np.asarray(points, np.float32)).to(device)
+    with torch.no_grad():
+        index, factors, fixed, _, _ = model.interpolation(sample_points)
+        stored = index >= 0
+        # the curvature term, held at its start: the values are fitted so that the whole field matches
+        curvature = (factors * torch.where(stored, start[index.clamp(min=0)], fixed)).sum(1) - model.fine(
+            sample_points
+        )[0]
+    targets = torch.from_numpy(np.asarray(distances, np.float32)).to(device).clamp(-config.band, config.band)
+    targets = targets + curvature - (factors * torch.where(stored, 0.0, fixed)).sum(1)  # less corners without values
+    index, factors = index.clamp(min=0).reshape(-1), torch.where(stored, factors, 0.0)
+    weight = preset.regularisation * len(targets) * 8 / max(len(start), 1)
+
+    def normal(values: torch.Tensor) -> torch.Tensor:  # (A^T A + w I) values
+        read = (factors * values[index].view(factors.shape)).sum(1)
+        return torch.zeros_like(values).index_add_(0, index, (factors * read[:, None]).reshape(-1)) + weight * values
+
+    right = torch.zeros_like(start).index_add_(0, index, (factors * targets[:, None]).reshape(-1)) + weight * start
+    values = start.clone()
+    residual = right - normal(values)
+    direction = residual.clone()
+    size = residual.dot(residual)
     for step in range(steps):
-        progress = step / max(steps - 1, 1)
-        lr = preset.final_learning_rate + 0.5 * (preset.learning_rate - preset.final_learning_rate) * (
-            1 + math.cos(math.pi * progress)
-        )
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        chosen = torch.randint(len(all_points), (batch,), generator=generator).to(device)
-        prediction = model(all_points[chosen])
-        loss = (prediction - all_targets[chosen]).abs().mean()
-        optimiser.zero_grad(set_to_none=False)
-        loss.backward()
-        optimiser.step()
+        product = normal(direction)
+        alpha = size / direction.dot(product).clamp(min=1e-30)
+        values.add_(direction, alpha=float(alpha))
+        residual.sub_(product, alpha=float(alpha))
+        new_size = residual.dot(residual)
+        direction.mul_(new_size / size.clamp(min=1e-30)).add_(residual)
+        size = new_size
         if on_step is not None:
-            on_step(step + 1, steps, loss.item())
-    return model.eval()
+            on_step(step + 1, steps, math.sqrt(float(size) / max(len(start), 1)) / config.cell)
+    with torch.no_grad():
+        model.brick_values.copy_(values.clamp(-config.band, config.band).reshape(model.brick_values.shape))
+    model.update_curvature()
+    return model

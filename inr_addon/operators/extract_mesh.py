@@ -6,8 +6,8 @@ import bpy
 import numpy as np
 
 from .. import field_store, mesh_data, runner
-from ..inr_worker import protocol
-from ..preferences import get_preferences, worker_python_setting
+from ..inr_worker import memory, protocol
+from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import resolution_property
 from .fit_mesh import check_resolution
 from .job_operator import WorkerJobOperator, jobs_root
@@ -36,9 +36,18 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         check_resolution(self.resolution)
         if runner.running(target.name) is not None:
             raise runner.JobError(f"{target.name} already has a job running")
+        scale = self.resolution / max(1, target.get("inr_resolution", self.resolution))
+        needed = memory.estimate_memory_for_triangles(len(target.data.polygons) * scale**2)
+        if problem := memory.shortfall(needed, self.resolution):
+            raise runner.JobError(problem)
         field = field_store.read_field(target)
         python = runner.worker_python(worker_python_setting(context))
-        spec = protocol.JobSpec(task="extract", resolution=self.resolution, device=get_preferences(context).device)
+        spec = protocol.JobSpec(
+            task="extract",
+            resolution=self.resolution,
+            device=get_preferences(context).device,
+            threads=worker_threads(context),
+        )
         return runner.WorkerJob(jobs_root(), target.name, spec, python, {protocol.FIELD_FILE: field})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:

@@ -6,8 +6,8 @@ import bpy
 import numpy as np
 
 from .. import field_store, mesh_data, runner
-from ..inr_worker import protocol
-from ..preferences import get_preferences, worker_python_setting
+from ..inr_worker import memory, protocol
+from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import preset_property, resolution_property
 from .job_operator import WorkerJobOperator, jobs_root
 
@@ -62,12 +62,16 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             raise runner.JobError(f"{source.name} has no faces")
         if not np.isfinite(vertices).all():
             raise runner.JobError(f"{source.name} has vertices with NaN or infinite coordinates")
+        needed = memory.estimate_memory_for_mesh(vertices, triangles, self.resolution)
+        if problem := memory.shortfall(needed, self.resolution):
+            raise runner.JobError(problem)
         spec = protocol.JobSpec(
             task="fit",
             resolution=self.resolution,
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,
+            threads=worker_threads(context),
         )
         return runner.WorkerJob(
             jobs_root(), source.name, spec, python, {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}}

@@ -1,0 +1,129 @@
+"""The sparse field and its file: exact where the surface is, a safe lower bound elsewhere, and a file
+format that is checked before anything is allocated (real libigl, real torch)."""
+
+from __future__ import annotations
+
+import json
+
+import igl
+import numpy as np
+import pytest
+import torch
+from conftest import MESHES
+
+from inr_worker import protocol, sampling
+from inr_worker.field_file import StoredField, load_field, save_field
+from inr_worker.model import FieldConfig, NeuralField
+
+CONFIG = FieldConfig(resolution=64)
+
+
+@pytest.fixture(scope="module")
+def bunny_band():
+    vertices, triangles = igl.read_triangle_mesh(str(MESHES / "bunny_closed_lowres.obj"))[:2]
+    band = sampling.sample_band(vertices, triangles, CONFIG)
+    model = NeuralField(CONFIG, *(torch.from_numpy(array) for array in (band.keys, band.values, band.inside)))
+    return band, model
+
+
+def test_band_is_exact_near_the_surface_and_a_lower_bound_elsewhere(bunny_band):
+    band, model = bunny_band
+    distance = band.distance
+    near, near_distances = sampling.near_samples(distance, 20_000, 0.5 * CONFIG.cell)
+    values = model.evaluate(torch.from_numpy(near)).numpy()
+    # trilinear interpolation of the exact distance: off by a small part of a cell, same side
+    assert np.abs(values - near_distances)[np.abs(near_distances) < CONFIG.cell].mean() < 0.05 * CONFIG.cell
+    anywhere = np.random.default_rng(1).uniform(-0.6, 0.6, (20_000, 3))
+    exact = distance.signed(anywhere)
+    values = model.evaluate(torch.from_numpy(anywhere.astype(np.float32))).numpy()
+    far = np.abs(exact) > 2 * CONFIG.cell
+    assert (np.sign(values[far]) == np.sign(exact[far])).all()
+    assert (np.abs(values[far]) <= np.abs(exact[far])).all()  # never claims more room than there is
+    assert (np.abs(values - exact)[~far] < 0.5 * CONFIG.cell).all()
+    assert (np.abs(values) <= model.truncation).all() and np.abs(values).max() > 0.5 * model.truncation
+    assert len(band.keys) < 0.2 * CONFIG.bricks_per_side**3  # at 64 cells; the share falls as resolution grows
+
+
+def test_open_mesh_band_follows_the_winding_number():
+    vertices, triangles = igl.read_triangle_mesh(str(MESHES / "cube_no_bottom.obj"))[:2]
+    config = FieldConfig(resolution=32)
+    band = sampling.sample_band(vertices, triangles, config)
+    model = NeuralField(config, *(torch.from_numpy(array) for array in (band.keys, band.values, band.inside)))
+    centre_and_below = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -0.55]])
+    inside, outside = model.evaluate(centre_and_below).tolist()
+    assert inside < 0 < outside
+
+
+def _stored(bunny_band) -> StoredField:
+    band, model = bunny_band
+    unit = band.distance.vertices
+    return StoredField(model=model, frame=band.frame, low=unit.min(0), high=unit.max(0), info={"preset": "FAST"})
+
+
+def test_file_round_trip_is_small_and_faithful(bunny_band, tmp_path):
+    field = _stored(bunny_band)
+    save_field(tmp_path / "f.safetensors", field)
+    loaded = load_field(tmp_path / "f.safetensors")
+    points = torch.rand(5000, 3) - 0.5
+    step = CONFIG.band / 127  # int8 quantisation
+    assert torch.allclose(loaded.model.evaluate(points), field.model.evaluate(points), atol=1.5 * step)
+    assert loaded.info == {"preset": "FAST"} and loaded.frame.scale == field.frame.scale
+    size = (tmp_path / "f.safetensors").stat().st_size
+    assert size < 1.2 * (loaded.model.brick_values.numel() + 4 * len(loaded.model.brick_keys)) + 20_000
+
+
+def _rewrite(path, tensors=None, config=None, keys=None):
+    """The field file at ``path`` with some tensors or its config replaced."""
+    read, metadata = protocol.read_safetensors(path.read_bytes())
+    read = {name: (dtype, shape, bytes(raw)) for name, (dtype, shape, raw) in read.items()}
+    if keys is not None:
+        read["brick_keys"] = ("I32", (len(keys),), np.asarray(keys, "<i4").tobytes())
+    read.update(tensors or {})
+    if config is not None:
+        metadata["field_config"] = json.dumps(config)
+    protocol.write_safetensors(path, read, metadata)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"config": {"resolution": 1024, "brick": 4, "band_cells": 1.8}}, "inside_bits"),
+        ({"config": {"resolution": 100_000, "brick": 4, "band_cells": 1.8}}, "resolution"),
+        ({"config": {"resolution": 64, "brick": 3, "band_cells": 1.8}}, "brick"),
+        ({"config": {"resolution": 64, "brick": 4, "band_cells": 1.8, "extra": 1}}, "keys"),
+        ({"tensors": {"brick_values": ("I8", (1, 64), bytes(64))}}, "brick_values"),
+        ({"tensors": {"frame.scale": ("F32", (1,), bytes(4))}}, "frame.scale"),
+        ({"tensors": {"weights": ("F32", (1,), bytes(4))}}, "tensors"),
+    ],
+)
+def test_a_crafted_field_is_refused_before_anything_is_allocated(bunny_band, tmp_path, change, message):
+    save_field(tmp_path / "f.safetensors", _stored(bunny_band))
+    path = _rewrite(tmp_path / "f.safetensors", **change)
+    with pytest.raises(protocol.ProtocolError, match=f"damaged.*{message}.*re-fit this object"):
+        load_field(path)
+
+
+def test_brick_keys_out_of_order_or_range_are_refused(bunny_band, tmp_path):
+    save_field(tmp_path / "f.safetensors", _stored(bunny_band))
+    keys = np.frombuffer(
+        protocol.read_safetensors((tmp_path / "f.safetensors").read_bytes())[0]["brick_keys"][2], "<i4"
+    )
+    for bad in (keys[::-1], np.r_[keys[:-1], CONFIG.bricks_per_side**3]):
+        with pytest.raises(protocol.ProtocolError, match="brick keys.*re-fit"):
+            load_field(_rewrite(tmp_path / "f.safetensors", keys=bad))
+
+
+def test_a_version_1_field_says_to_refit(tmp_path):
+    path = tmp_path / "old.safetensors"
+    grid = ("F16", (1, 2, 16, 16, 16), bytes(2 * 2 * 16**3))
+    config = {"grid_resolutions": [16], "features": 2, "hidden": 64, "hidden_layers": 2}
+    protocol.write_safetensors(
+        path,
+        {"grids.0": grid},
+        {"format": protocol.FIELD_FORMAT, "format_version": "1", "field_config": json.dumps(config)},
+    )
+    with pytest.raises(
+        protocol.ProtocolError, match="format version 1, this add-on reads version 2; re-fit this object"
+    ):
+        load_field(path)
