@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import bpy
 import numpy as np
 
@@ -29,9 +31,11 @@ def fill_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, triangles: np.ndarray)
     """
     mesh.clear_geometry()
     mesh.vertices.add(len(vertices))
-    mesh.attributes["position"].data.foreach_set("vector", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    positions = typing.cast(bpy.types.FloatVectorAttribute, mesh.attributes["position"])
+    positions.data.foreach_set("vector", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
     mesh.loops.add(triangles.size)
-    mesh.attributes[".corner_vert"].data.foreach_set("value", np.ascontiguousarray(triangles, dtype=np.int32).ravel())
+    corners = typing.cast(bpy.types.IntAttribute, mesh.attributes[".corner_vert"])
+    corners.data.foreach_set("value", np.ascontiguousarray(triangles, dtype=np.int32).ravel())
     mesh.polygons.add(len(triangles))
     mesh.polygons.foreach_set("loop_start", np.arange(0, triangles.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)

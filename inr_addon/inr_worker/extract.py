@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -26,6 +27,15 @@ from skimage.measure import marching_cubes
 
 from .memory import BASE_BYTES, check_memory
 from .model import TRUNCATION
+
+ChunkKey = tuple[int, ...]  # a chunk's position, in chunks along each axis
+
+
+class DistanceField(Protocol):
+    """What the extractor needs of a field: values at points (N, 3) of the unit frame."""
+
+    def evaluate(self, points: torch.Tensor) -> torch.Tensor: ...
+
 
 MAX_BLOCK = 16  # most cells per block side at the coarsest level
 CHUNK = 128  # cells per chunk side; a multiple of MAX_BLOCK
@@ -80,7 +90,7 @@ def _may_cross(values: np.ndarray, size: int, cell: float) -> np.ndarray:
 class _Lattice:
     """The point grid over the padded box: point (i, j, k) lies at ``origin + (i, j, k) * cell``."""
 
-    model: object
+    model: DistanceField
     device: torch.device
     origin: np.ndarray
     cell: float
@@ -101,7 +111,9 @@ class _Lattice:
         return values
 
 
-def _lattice(model, low: np.ndarray, high: np.ndarray, resolution: int, device: torch.device) -> _Lattice:
+def _lattice(
+    model: DistanceField, low: np.ndarray, high: np.ndarray, resolution: int, device: torch.device
+) -> _Lattice:
     cell = 1.0 / resolution
     block = block_size(cell, getattr(model, "truncation", TRUNCATION))
     blocks = -(-(np.ceil((np.asarray(high) - low) / cell).astype(np.int64) + 2 * PAD_CELLS) // block)
@@ -113,7 +125,7 @@ class _Chunk:
     """One chunk's points in small dense arrays; cells and blocks are named by the local flat index
     of their low corner."""
 
-    def __init__(self, lattice: _Lattice, key: tuple[int, int, int], coarse: np.ndarray, shared: dict) -> None:
+    def __init__(self, lattice: _Lattice, key: ChunkKey, coarse: np.ndarray, shared: dict) -> None:
         self.lattice = lattice
         self.start = np.array(key, dtype=np.int64) * CHUNK
         self.shape = tuple(int(n) for n in np.minimum(CHUNK, lattice.cells - self.start) + 1)
@@ -247,7 +259,7 @@ class _Chunk:
 def _coarse_values(lattice: _Lattice) -> np.ndarray:
     """Field values at the corners of all coarsest blocks: ``(cells / block + 1)`` per axis."""
     shape = tuple(int(n) for n in lattice.cells // lattice.block + 1)
-    points = np.stack(np.indices(shape).reshape(3, -1), -1) * lattice.block
+    points = np.indices(shape).reshape(3, -1).T * lattice.block
     return lattice.evaluate(points).reshape(shape)
 
 
@@ -319,7 +331,7 @@ def _mesh_chunks(
     return pieces
 
 
-def _chunk_shape(lattice: _Lattice, key: tuple[int, int, int]) -> tuple[int, int, int]:
+def _chunk_shape(lattice: _Lattice, key: ChunkKey) -> ChunkKey:
     return tuple(int(n) for n in np.minimum(CHUNK, lattice.cells - np.array(key) * CHUNK) + 1)
 
 
@@ -365,7 +377,7 @@ def _weld(pieces: _Pieces) -> tuple[np.ndarray, np.ndarray]:
 
 
 def extract_surface(
-    model,
+    model: DistanceField,
     low: np.ndarray,
     high: np.ndarray,
     resolution: int,

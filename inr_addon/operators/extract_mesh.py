@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import bpy
 import numpy as np
 
@@ -37,7 +39,7 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         if runner.running(target.name) is not None:
             raise runner.JobError(f"{target.name} already has a job running")
         scale = self.resolution / max(1, target.get("inr_resolution", self.resolution))
-        needed = memory.estimate_memory_for_triangles(len(target.data.polygons) * scale**2)
+        needed = memory.estimate_memory_for_triangles(len(typing.cast(bpy.types.Mesh, target.data).polygons) * scale**2)
         if problem := memory.shortfall(needed, self.resolution):
             raise runner.JobError(problem)
         field = field_store.read_field(target)
