@@ -49,6 +49,7 @@ def run_batch(library: Path, out: Path, ray_dir: Path) -> subprocess.CompletedPr
         text=True,
         timeout=240,
     )
+    assert any(ray_dir.glob("**/session_*")), "Ray did not use RAY_TMPDIR, so the check below would see nothing"
     leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if str(ray_dir) in " ".join(p.info["cmdline"] or [])]
     assert not leftovers, f"Ray processes left running: {leftovers}"
     return result
@@ -106,12 +107,14 @@ def test_batch_writes_fields_surfaces_and_a_manifest_and_fails_the_bad_file(batc
 def test_rerun_skips_complete_meshes_and_finishes_an_interrupted_one(batch):
     library, out, ray_dir, _ = batch
     teapot_field = (out / "teapot.safetensors").read_bytes()
+    earlier = manifest(out)
     (out / "teapot_32.obj").unlink()  # as if the run was killed before this surface was moved into place
     (out / ".teapot_32.obj.partial").write_text("half a file")
     result = run_batch(library, out, ray_dir)
     assert result.returncode == 1, result.stderr
     rows = manifest(out)
     assert [rows[name]["status"] for name in ("cube_no_bottom.obj", "truck.obj")] == ["skipped", "skipped"]
+    assert rows["truck.obj"]["input_triangles"] == earlier["truck.obj"]["input_triangles"]  # figures carried over
     assert rows["teapot.obj"]["status"] == "done" and rows["teapot.obj"]["fitted"] is False
     assert rows["broken.obj"]["status"] == "failed"
     assert (out / "teapot.safetensors").read_bytes() == teapot_field  # extracted again, not fitted again

@@ -364,8 +364,8 @@ def _skipped_row(item: MeshItem, out: Path, config: BatchConfig, earlier: dict[s
     )
     if not earlier:
         row["surfaces"] = [
-            {"resolution": resolution, "file": str(item.surface_path(out, resolution, config.surface_format))}
-            for resolution in config.resolutions
+            {"resolution": r, "file": str(item.surface_path(out, r, config.surface_format).relative_to(out))}
+            for r in config.resolutions
         ]
     return row
 
