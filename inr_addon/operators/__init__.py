@@ -2,7 +2,18 @@
 
 from .cancel import INR_OT_cancel
 from .check_worker import INR_OT_check_worker
+from .combine import INR_OT_combine
 from .extract_mesh import INR_OT_extract_mesh
 from .fit_mesh import INR_OT_fit_mesh
+from .morph import INR_OT_morph
+from .offset import INR_OT_offset
 
-classes = (INR_OT_fit_mesh, INR_OT_extract_mesh, INR_OT_cancel, INR_OT_check_worker)
+classes = (
+    INR_OT_fit_mesh,
+    INR_OT_extract_mesh,
+    INR_OT_cancel,
+    INR_OT_check_worker,
+    INR_OT_combine,
+    INR_OT_offset,
+    INR_OT_morph,
+)
