@@ -1,7 +1,7 @@
 # make demo   set up .venv and run the demo (fit Suzanne, extract twice, render a comparison)
 # make test   set up .venv, build the extension zip and run the tests
 # make build  write dist/inr_addon-<version>.zip
-# make bench  measure presets and Voxel Remesh on ../shared/data/meshes (slow)
+# make bench  measure presets and Voxel Remesh on ../shared/data/meshes, and modelling (slow)
 
 PYTHON ?= python3
 VENV := .venv
@@ -40,6 +40,7 @@ demo: $(ZIP)
 
 bench: $(ZIP)
 	$(PY) bench/bench.py --zip $(ZIP) --out out/bench
+	$(PY) bench/modelling.py --out out/bench-modelling
 
 clean:
 	rm -rf build dist out
