@@ -28,7 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from inr_worker import operations
-from inr_worker.field_file import save_field
+from inr_worker.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
 
 SAMPLES = 200_000
@@ -104,19 +104,22 @@ def signed_distance(points: np.ndarray, mesh: tuple[np.ndarray, np.ndarray]) -> 
 
 
 class Bench:
-    def __init__(self, preset: str, resolution: int, folder: Path) -> None:
-        self.preset, self.resolution, self.folder = preset, resolution, folder
+    def __init__(self, preset: str, resolution: int, folder: Path, reuse: bool) -> None:
+        self.preset, self.resolution, self.folder, self.reuse = preset, resolution, folder, reuse
         self.rng = np.random.default_rng(0)
         self.rows: list[dict] = []
 
     def fitted(self, name: str) -> tuple[operations.PlacedInput, tuple[np.ndarray, np.ndarray], float]:
         """The fitted input (identity placement), its source mesh and its re-extraction time."""
         source = read(name)
-        started = time.monotonic()
-        field = fit(*source, preset=self.preset)
-        print(f"fit {name}: {time.monotonic() - started:.1f} s", flush=True)
         path = self.folder / f"{Path(name).stem}.safetensors"
-        save_field(path, field)
+        if self.reuse and path.is_file():
+            field = load_field(path)
+        else:
+            started = time.monotonic()
+            field = fit(*source, preset=self.preset)
+            print(f"fit {name}: {time.monotonic() - started:.1f} s", flush=True)
+            save_field(path, field)
         data = path.read_bytes()
         started = time.monotonic()
         extract(field, self.resolution, "CPU")
@@ -294,23 +297,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench-modelling"))
     parser.add_argument("--preset", default="BALANCED")
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--reuse-fields", action="store_true", help="use the fields a previous run left in --out")
+    parser.add_argument("--cases", nargs="+", default=["closed", "open", "morph"], help="closed, open, morph")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     blender_boolean = blender_boolean_factory()
-    bench = Bench(args.preset, args.resolution, args.out)
+    bench = Bench(args.preset, args.resolution, args.out, args.reuse_fields)
     spot, bunny, camel = read("spot.obj"), read("bunny_closed_hr.obj"), read("camelhead.obj")
-    beside = place_beside(spot, bunny, (20, 35, 10), np.array([0.3, 0.1, 0.1]))
-    bench.booleans("closed spot+bunny", "spot.obj", "bunny_closed_hr.obj", beside, blender_boolean)
-    bench.blend()
-    bench.offsets()
-    beside = place_beside(camel, camel, (0, 0, 40), np.array([0.3, 0.1, 0.05]))
-    bench.booleans("open camelhead x2", "camelhead.obj", "camelhead.obj", beside, blender_boolean)
-    bench.morph("spot.obj", "bunny_closed_hr.obj")
-    (args.out / "results.json").write_text(
+    if "closed" in args.cases:
+        beside = place_beside(spot, bunny, (20, 35, 10), np.array([0.3, 0.1, 0.1]))
+        bench.booleans("closed spot+bunny", "spot.obj", "bunny_closed_hr.obj", beside, blender_boolean)
+        bench.blend()
+        bench.offsets()
+    if "open" in args.cases:
+        beside = place_beside(camel, camel, (0, 0, 40), np.array([0.3, 0.1, 0.05]))
+        bench.booleans("open camelhead x2", "camelhead.obj", "camelhead.obj", beside, blender_boolean)
+    if "morph" in args.cases:
+        bench.morph("spot.obj", "bunny_closed_hr.obj")
+    (args.out / f"results-{'-'.join(args.cases)}.json").write_text(
         json.dumps({"preset": args.preset, "resolution": args.resolution, "rows": bench.rows}, indent=1)
     )
-    write_markdown(bench.rows, args.out / "results.md")
-    print(f"wrote {args.out / 'results.md'}")
+    write_markdown(bench.rows, args.out / f"results-{'-'.join(args.cases)}.md")
+    print(f"wrote results-{'-'.join(args.cases)}.md in {args.out}")
 
 
 if __name__ == "__main__":

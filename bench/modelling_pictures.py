@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tools"))
+from meshmetrics import edge_counts
+
 PANELS = [
-    ("open camelhead x2_union", "blender", "Blender Boolean (Exact)\nunion of two open meshes"),
-    ("open camelhead x2_union", "ours", "fields: union\nof the same two"),
-    ("closed spot+bunny_difference", "blender", "Blender Boolean (Exact)\nspot minus bunny"),
-    ("closed spot+bunny_difference", "ours", "fields: spot minus bunny"),
+    ("open camelhead x2_union", "blender", "Blender Boolean (Exact):\nunion of two open heads"),
+    ("open camelhead x2_union", "ours", "fields: union of\nthe same two heads"),
+    ("closed spot+bunny_difference", "blender", "Blender Boolean (Exact):\nspot minus bunny"),
+    ("closed spot+bunny_difference", "ours", "fields:\nspot minus bunny"),
 ]
 SPACING = 1.5
 
@@ -49,23 +53,24 @@ def main() -> None:
             vertices, triangles = surfaces[f"{who}_v"], surfaces[f"{who}_f"]
         if len(triangles):
             add_mesh(bpy, f"{case}_{who}", vertices, triangles, x)
-        bpy.ops.object.text_add(location=(x, 0, -0.72), rotation=(math.pi / 2, 0, 0))
+        bpy.ops.object.text_add(location=(x, 0, -0.68), rotation=(math.pi / 2, 0, 0))
         label = bpy.context.active_object
-        label.data.body = text if len(triangles) else text + "\n(empty result)"
+        label.data.body = f"{text}\n{edge_counts(triangles)[0]} open edges" if len(triangles) else f"{text}\n(empty)"
         label.data.align_x = "CENTER"
         label.data.size = 0.1
         label.color = (0.15, 0.15, 0.15, 1.0)
     bpy.ops.object.camera_add(location=(0, -6.2, 0.0), rotation=(math.pi / 2, 0, 0))
     scene = bpy.context.scene
     scene.camera = bpy.context.active_object
-    scene.camera.data.lens = 45
+    scene.camera.data.type = "ORTHO"
+    scene.camera.data.ortho_scale = SPACING * len(PANELS) + 0.2
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "OBJECT"
     scene.display.shading.background_type = "VIEWPORT"
     scene.display.shading.background_color = (1.0, 1.0, 1.0)
     scene.display.shading.show_cavity = True
-    scene.render.resolution_x, scene.render.resolution_y = 1600, 560
+    scene.render.resolution_x, scene.render.resolution_y = 1600, 640
     scene.render.filepath = str(args.out.resolve())
     bpy.ops.render.render(write_still=True)
     print(f"wrote {args.out}")

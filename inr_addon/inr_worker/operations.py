@@ -39,6 +39,8 @@ KINDS = (*BOOLEANS, "OFFSET", "MORPH")
 BURIED_WINDING = 0.75  # a face whose centre has a larger winding number against the other parts is inside them
 SPLIT_DIVISIONS = 64  # before that test, triangles are split until no edge exceeds this share of the size
 MAX_SPLITS = 8
+MORPH_PLATEAU = 0.5  # a morph clamps both inputs at this share of what they know (their far values are rough)
+MORPH_TIE_BREAK = 0.05  # and, between the inputs, leans outside: at 0.5 opposite plateaus must not cancel to 0
 USABLE_TRUNCATION = 0.8  # blends and offsets may use this share of what the fields know
 
 
@@ -197,8 +199,11 @@ class CompositeModel:
             result = values[0] - self.distance
             if self.shell > 0:
                 result = torch.maximum(result, -result - self.shell)
-        else:  # MORPH
-            result = (1 - self.factor) * values[0] + self.factor * values[1]
+        else:  # MORPH: on a common plateau, so that where both fields are saturated the factor decides cleanly
+            plateau = MORPH_PLATEAU * self.truncation
+            first, second = (value.clamp(-plateau, plateau) for value in values)
+            lean = MORPH_TIE_BREAK * plateau * 4 * self.factor * (1 - self.factor)  # 0 at the inputs themselves
+            result = (1 - self.factor) * first + self.factor * second + lean
         return result.clamp(-self.truncation, self.truncation)
 
 
