@@ -2,7 +2,7 @@
 # make test   set up .venv, build the extension zip and run the tests
 # make check  lint, format check and type check, in their own .venv-check
 # make build  write dist/inr_addon-<version>.zip
-# make bench  measure presets, Voxel Remesh, SDF grid nodes, make_mesh_watertight and the exact-SDF floor
+# make bench  measure presets, Voxel Remesh, SDF grid nodes, make_mesh_watertight, the exact-SDF floor and modelling
 #             on ../shared/data/meshes (slow; BENCH_ARGS=--quick for a subset)
 
 PYTHON ?= python3
@@ -45,6 +45,7 @@ demo: $(ZIP)
 bench: $(ZIP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) bench/bench.py --zip $(ZIP) --out bench/results --floor-cache bench/results/floor_cache.json $(BENCH_ARGS)
+	$(PY) bench/modelling.py --out out/bench-modelling
 
 clean:
 	rm -rf build dist out

@@ -45,4 +45,58 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             row.operator("inr.cancel", text="", icon="X").object_name = other.key
 
 
-classes = (VIEW3D_PT_inr_neural_field,)
+class VIEW3D_PT_inr_modelling(bpy.types.Panel):
+    """Combine, offset and morph field objects: no training, about one re-extraction each."""
+
+    bl_label = "Modelling"
+    bl_idname = "VIEW3D_PT_inr_modelling"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Neural Field"
+    bl_parent_id = "VIEW3D_PT_inr_neural_field"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.inr_modelling
+        resolution = context.scene.inr_settings.resolution
+        active = context.active_object
+        fields = [obj for obj in context.selected_objects if field_store.has_field(obj)]
+        all_fields = field_store.has_field(active) and len(fields) == len(context.selected_objects)
+        if active is not None and active not in fields and field_store.has_field(active):
+            fields.append(active)
+        busy = active is not None and runner.running(active.name) is not None
+
+        column = layout.column(align=True)
+        column.prop(settings, "operation", text="")
+        column.prop(settings, "blend")
+        row = column.row()
+        row.enabled = all_fields and len(fields) >= 2 and not busy
+        combine = row.operator("inr.combine", icon="MOD_BOOLEAN")
+        combine.operation, combine.blend, combine.resolution = settings.operation, settings.blend, resolution
+
+        column = layout.column(align=True)
+        column.prop(settings, "distance")
+        column.prop(settings, "shell")
+        row = column.row()
+        row.enabled = field_store.has_field(active) and not busy and (settings.distance != 0 or settings.shell > 0)
+        offset = row.operator("inr.offset", icon="MOD_SOLIDIFY")
+        offset.distance, offset.shell, offset.resolution = settings.distance, settings.shell, resolution
+
+        column = layout.column(align=True)
+        column.prop(settings, "factor", slider=True)
+        row = column.row()
+        row.enabled = all_fields and len(fields) == 2 and not busy
+        morph = row.operator("inr.morph", icon="MOD_SIMPLEDEFORM")
+        morph.factor, morph.resolution = settings.factor, resolution
+
+        if field_store.is_morph(active):
+            box = layout.box()
+            box.prop(active, f'["{field_store.FACTOR_KEY}"]', text="Morph factor", slider=True)
+            row = box.row()
+            row.enabled = not busy
+            extract = row.operator("inr.extract_mesh", text="Re-extract at this factor", icon="FILE_REFRESH")
+            extract.resolution = resolution
+        layout.label(text="Blend and offset reach a tenth of the source's size", icon="INFO")
+
+
+classes = (VIEW3D_PT_inr_neural_field, VIEW3D_PT_inr_modelling)

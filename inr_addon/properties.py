@@ -32,7 +32,68 @@ class INR_SceneSettings(bpy.types.PropertyGroup):
     resolution: resolution_property()
 
 
-classes = (INR_SceneSettings,)
+OPERATION_ITEMS = [
+    ("UNION", "Union", "Everything inside any of the selected shapes"),
+    ("DIFFERENCE", "Difference", "The active shape minus the other selected ones"),
+    ("INTERSECT", "Intersect", "Only what is inside all of the selected shapes"),
+]
+
+
+def operation_property() -> bpy.props.EnumProperty:
+    return bpy.props.EnumProperty(name="Operation", items=OPERATION_ITEMS, default="UNION")
+
+
+def blend_property() -> bpy.props.FloatProperty:
+    return bpy.props.FloatProperty(
+        name="Blend",
+        description="Radius of the rounded fillet where the shapes meet, in world units; 0 is a sharp boolean. "
+        "At most about a tenth of each source's size (the distances a field knows)",
+        default=0.0,
+        soft_min=0.0,
+        subtype="DISTANCE",
+    )
+
+
+def distance_property() -> bpy.props.FloatProperty:
+    return bpy.props.FloatProperty(
+        name="Distance",
+        description="Grow (> 0) or shrink (< 0) the shape by this world distance; "
+        "at most about a tenth of the source's size (the distances a field knows)",
+        default=0.0,
+        subtype="DISTANCE",
+    )
+
+
+def shell_property() -> bpy.props.FloatProperty:
+    return bpy.props.FloatProperty(
+        name="Shell",
+        description="Hollow the shape into a wall this thick around an inner cavity (world units); 0 keeps it solid",
+        default=0.0,
+        soft_min=0.0,
+        subtype="DISTANCE",
+    )
+
+
+def factor_property() -> bpy.props.FloatProperty:
+    return bpy.props.FloatProperty(
+        name="Factor",
+        description="0 is the active shape, 1 the other selected one",
+        default=0.5,
+        soft_min=0.0,
+        soft_max=1.0,
+        subtype="FACTOR",
+    )
+
+
+class INR_ModellingSettings(bpy.types.PropertyGroup):
+    operation: operation_property()
+    blend: blend_property()
+    distance: distance_property()
+    shell: shell_property()
+    factor: factor_property()
+
+
+classes = (INR_SceneSettings, INR_ModellingSettings)
 
 
 def scene_settings(scene: bpy.types.Scene) -> INR_SceneSettings:
@@ -42,7 +103,9 @@ def scene_settings(scene: bpy.types.Scene) -> INR_SceneSettings:
 
 def register() -> None:
     bpy.types.Scene.inr_settings = bpy.props.PointerProperty(type=INR_SceneSettings)  # type: ignore[attr-defined]
+    bpy.types.Scene.inr_modelling = bpy.props.PointerProperty(type=INR_ModellingSettings)  # type: ignore[attr-defined]
 
 
 def unregister() -> None:
+    del bpy.types.Scene.inr_modelling  # type: ignore[attr-defined]
     del bpy.types.Scene.inr_settings  # type: ignore[attr-defined]

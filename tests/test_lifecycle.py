@@ -200,7 +200,7 @@ def test_with_several_selected_the_active_one_is_fitted(scene):
     bpy.ops.mesh.primitive_uv_sphere_add()
     bpy.data.objects["Cube"].select_set(True)
     assert len(bpy.context.selected_objects) == 2
-    assert bpy.ops.inr.fit_mesh(resolution=16, preset="FAST", steps=40) == {"FINISHED"}
+    assert bpy.ops.inr.fit_mesh(resolution=16, preset="FAST", steps=40, selection="ACTIVE") == {"FINISHED"}
     assert bpy.context.active_object.name == "Sphere_inr"
 
 

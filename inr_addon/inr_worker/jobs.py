@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import protocol
+from . import operations, protocol
 from .extract import NoSurfaceError, extract_surface
-from .field_file import StoredField, load_field, save_field
+from .field_file import StoredField, save_field
 from .memory import check_memory, estimate_memory_for_mesh
 from .model import NeuralField
 from .progress import EventProgress, Progress
 from .sampling import InputError, near_samples, sample_band
 from .train import PRESETS, pick_device, train_field
 
-USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, RuntimeError, OSError)
+USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
 
 
 def fit(
@@ -126,12 +126,19 @@ def run_job(job_dir: Path) -> int:
         if spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
+                if "parts" in mesh:  # several objects fitted as one solid
+                    vertices, triangles = operations.union_of_parts(vertices, triangles, mesh["parts"])
             check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             field = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, field)
+        elif spec.task == "operate":
+            field = operations.operate_job(job_dir, spec)
         else:
-            field = load_field(job_dir / spec.field)
-        vertices, triangles = extract(field, spec.resolution, spec.device, progress)
+            field = operations.load_any_field(job_dir / spec.field)
+        if operations.is_composite(field):
+            vertices, triangles = operations.extract_composite(field, spec.resolution, spec.device, progress)
+        else:
+            vertices, triangles = extract(field, spec.resolution, spec.device, progress)
         write_surface(job_dir / spec.surface, vertices, triangles)
         events.emit("done", vertices=len(vertices), triangles=len(triangles))
         return 0

@@ -67,9 +67,12 @@ class JobSpec:
     steps: int = 0  # 0: the preset's own number of steps
     parent_pid: int = 0  # the worker exits when this process goes away; 0: no watch
     threads: int = 0  # torch threads in the worker; 0: torch's default (all cores)
+    # task "operate": build a composite field (see inr_worker.operations) from input field files, then extract:
+    # {"kind", "blend", "distance", "shell", "factor", "inputs": [file names], "placements": [[16 floats]]}
+    operation: dict = dataclasses.field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.task not in ("fit", "extract"):
+        if self.task not in ("fit", "extract", "operate"):
             raise ProtocolError(f"unknown task {self.task!r}")
         if self.preset not in PRESET_NAMES:
             raise ProtocolError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESET_NAMES)}")
@@ -81,6 +84,8 @@ class JobSpec:
             raise ProtocolError("steps must be 0 (the preset's) or more")
         if self.threads < 0:
             raise ProtocolError("threads must be 0 (all cores) or more")
+        if self.task == "operate" and not self.operation.get("inputs"):
+            raise ProtocolError("an operate job needs an operation with inputs")
 
     def write(self, job_dir: Path) -> None:
         self.validate()
@@ -246,3 +251,17 @@ def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], c
             raise ValueError(
                 f"tensor {name} is {tensors[name][0]}{list(tensors[name][1])}, expected {dtype}{list(shape)}"
             )
+
+
+def replace_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
+    """The same safetensors bytes with other metadata (tensors untouched)."""
+    view = memoryview(data)
+    try:
+        (header_size,) = struct.unpack("<Q", view[:8])
+        header = json.loads(bytes(view[8 : 8 + header_size]))
+    except (struct.error, ValueError) as error:
+        raise ProtocolError(f"not a readable field file ({error})") from error
+    header["__metadata__"] = metadata
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded + bytes(view[8 + header_size :])

@@ -2,9 +2,12 @@
 
 from .cancel import INR_OT_cancel
 from .check_worker import INR_OT_check_worker
+from .combine import INR_OT_combine
 from .extract_mesh import INR_OT_extract_mesh
 from .fit_mesh import INR_OT_fit_mesh
 from .import_field import INR_OT_import_field
+from .morph import INR_OT_morph
+from .offset import INR_OT_offset
 from .worker_remove import INR_OT_worker_remove
 from .worker_setup import INR_OT_worker_setup
 from .worker_setup_cancel import INR_OT_worker_setup_cancel
@@ -18,4 +21,9 @@ classes = (
     INR_OT_worker_setup,
     INR_OT_worker_setup_cancel,
     INR_OT_worker_remove,
+    INR_OT_cancel,
+    INR_OT_check_worker,
+    INR_OT_combine,
+    INR_OT_offset,
+    INR_OT_morph,
 )

@@ -24,6 +24,12 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
     action = "Re-extract"
 
     resolution: resolution_property()
+    factor: bpy.props.FloatProperty(
+        name="Factor",
+        description="For a morph: the factor to extract at (0 the first shape, 1 the second); -1 keeps the stored one",
+        default=-1.0,
+        options={"SKIP_SAVE"},
+    )
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -43,6 +49,13 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         if problem := memory.shortfall(needed, self.resolution):
             raise runner.JobError(problem)
         field = field_store.read_field(target)
+        if self.factor != -1.0 or field_store.is_morph(target):
+            if not field_store.is_morph(target):
+                raise runner.JobError(f"{target.name} is not a morph; the factor applies only to morphs")
+            factor = self.factor if self.factor != -1.0 else float(target[field_store.FACTOR_KEY])
+            if not 0.0 <= factor <= 1.0:
+                raise runner.JobError(f"the factor {factor:g} is outside 0 to 1")
+            field = field_store.with_factor(field, factor)
         python = runner.worker_python(worker_python_setting(context))
         spec = protocol.JobSpec(
             task="extract",
@@ -60,4 +73,8 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
             vertices, triangles = surface["vertices"], surface["triangles"]
         mesh_data.fill_mesh(target.data, vertices, triangles)
         target["inr_resolution"] = job.spec.resolution
+        if field_store.is_morph(target):  # the factor it was extracted at becomes the stored one
+            field_store.write_composite(
+                target, (job.directory / protocol.FIELD_FILE).read_bytes(), target["inr_source"], job.spec.resolution
+            )
         self.report({"INFO"}, f"Re-extracted {target.name} at {job.spec.resolution}: {len(vertices)} vertices")

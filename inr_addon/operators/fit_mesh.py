@@ -1,4 +1,5 @@
-"""``inr.fit_mesh``: fit a neural field to the active mesh and add its surface as a new object."""
+"""``inr.fit_mesh``: fit a neural field to the selected meshes (or the active one) and add its surface
+as a new object."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from ..properties import preset_property, resolution_property
 from .job_operator import WorkerJobOperator, jobs_root
 
 SUFFIX = "_inr"
+SELECTION_ITEMS = [
+    ("SELECTED", "Selected", "All selected meshes, each under its transform, as one solid placed at the active one"),
+    ("ACTIVE", "Active", "Only the active mesh"),
+]
 
 
 def check_resolution(resolution: int) -> None:
@@ -21,8 +26,38 @@ def check_resolution(resolution: int) -> None:
         )
 
 
+def joined_triangles(
+    active: bpy.types.Object, others: list[bpy.types.Object], depsgraph: bpy.types.Depsgraph
+) -> dict[str, np.ndarray]:
+    """The meshes' triangles in the active object's space, each under its world transform, and each
+    triangle's part (object) number.
+
+    The winding number of the joined triangles is the sum of the parts', so the fitted solid is
+    the union of their solids (the worker drops faces buried inside other parts); a mirroring
+    transform has its triangles turned to keep them outward.
+    """
+    to_active = np.array(active.matrix_world.inverted())
+    all_vertices, all_triangles, parts, count = [], [], [], 0
+    for part, obj in enumerate([active, *others]):
+        vertices, triangles = mesh_data.evaluated_triangles(obj, depsgraph)
+        if len(triangles) == 0:
+            raise runner.JobError(f"{obj.name} has no faces")
+        if obj is not active:
+            matrix = to_active @ np.array(obj.matrix_world)
+            vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
+            if np.linalg.det(matrix[:3, :3]) < 0:
+                triangles = triangles[:, ::-1]
+        all_vertices.append(vertices)
+        all_triangles.append(triangles + count)
+        parts.append(np.full(len(triangles), part, dtype=np.int32))
+        count += len(vertices)
+    mesh = {"vertices": np.concatenate(all_vertices), "triangles": np.concatenate(all_triangles)}
+    return {**mesh, "parts": np.concatenate(parts)} if others else mesh
+
+
 class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
-    """Fit a neural field to the active mesh (modifiers applied) and add its surface as a new solid"""
+    """Fit a neural field to the selected meshes (modifiers applied), as one solid at the active one,
+    and add its surface as a new object"""
 
     bl_idname = "inr.fit_mesh"
     bl_label = "Fit Neural Field"
@@ -34,6 +69,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
     steps: bpy.props.IntProperty(
         name="Steps", description="Training steps; 0 uses the preset's", default=0, min=0, options={"SKIP_SAVE"}
     )
+    selection: bpy.props.EnumProperty(name="Selection", items=SELECTION_ITEMS, default="SELECTED")
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -51,18 +87,21 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         if runner.running(source.name) is not None:
             raise runner.JobError(f"{source.name} is already being fitted")
         python = runner.worker_python(worker_python_setting(context))
-        others = [obj.name for obj in context.selected_objects if obj != source]
-        if others:
+        others = [obj for obj in context.selected_objects if obj != source]
+        used = [obj for obj in others if obj.type == "MESH"] if self.selection == "SELECTED" else []
+        unused = [obj.name for obj in others if obj not in used]
+        if unused:
             self.report(
                 {"INFO"},
-                f"Fitting the active object {source.name}; {len(others)} other selected object(s) are not used",
+                f"Fitting {', '.join([source.name] + [obj.name for obj in used])}; "
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used"
+                + ("" if self.selection == "ACTIVE" else " (not a mesh)"),
             )
-        vertices, triangles = mesh_data.evaluated_triangles(source, context.evaluated_depsgraph_get())
-        if len(triangles) == 0:
-            raise runner.JobError(f"{source.name} has no faces")
-        if not np.isfinite(vertices).all():
-            raise runner.JobError(f"{source.name} has vertices with NaN or infinite coordinates")
-        needed = memory.estimate_memory_for_mesh(vertices, triangles, self.resolution)
+        mesh = joined_triangles(source, used, context.evaluated_depsgraph_get())
+        if not np.isfinite(mesh["vertices"]).all():
+            names = ", ".join(obj.name for obj in [source, *used])
+            raise runner.JobError(f"{names} {'have' if used else 'has'} vertices with NaN or infinite coordinates")
+        needed = memory.estimate_memory_for_mesh(mesh["vertices"], mesh["triangles"], self.resolution)
         if problem := memory.shortfall(needed, self.resolution):
             raise runner.JobError(problem)
         spec = protocol.JobSpec(
@@ -73,9 +112,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             steps=self.steps,
             threads=worker_threads(context),
         )
-        return runner.WorkerJob(
-            jobs_root(), source.name, spec, python, {protocol.MESH_FILE: {"vertices": vertices, "triangles": triangles}}
-        )
+        return runner.WorkerJob(jobs_root(), source.name, spec, python, {protocol.MESH_FILE: mesh})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
         source: bpy.types.Object | None = bpy.data.objects.get(job.key)
