@@ -21,8 +21,6 @@ classes = (
     INR_OT_worker_setup,
     INR_OT_worker_setup_cancel,
     INR_OT_worker_remove,
-    INR_OT_cancel,
-    INR_OT_check_worker,
     INR_OT_combine,
     INR_OT_offset,
     INR_OT_morph,
