@@ -10,7 +10,7 @@ from .inr_worker import protocol
 
 FIELD_KEY = "_inr_field"  # a leading underscore hides it from the Custom Properties panel
 FACTOR_KEY = "inr_factor"  # a morph's factor: the sidebar's slider edits it, re-extraction applies it
-COMPOSITE_KEY = "composite"  # field metadata of a composite (inr_worker.operations.COMPOSITE_KEY)
+COMPOSITE_KEY = protocol.COMPOSITE_KEY
 
 
 def has_field(obj: bpy.types.Object | None) -> bool:

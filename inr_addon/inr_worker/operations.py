@@ -33,7 +33,7 @@ from .progress import Progress
 from .sampling import UnitFrame
 from .train import pick_device
 
-COMPOSITE_KEY = "composite"  # metadata entry (JSON) that marks a composite field file
+COMPOSITE_KEY = protocol.COMPOSITE_KEY
 BOOLEANS = ("UNION", "DIFFERENCE", "INTERSECT")
 KINDS = (*BOOLEANS, "OFFSET", "MORPH")
 BURIED_WINDING = 0.75  # a face whose centre has a larger winding number against the other parts is inside them

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 FIELD_FORMAT = "inr_addon.field"
+COMPOSITE_KEY = "composite"  # metadata entry (JSON) that marks a composite field (inr_worker.operations)
 FIELD_FORMAT_VERSION = 2  # 2: sparse narrow band of int8 bricks; 1: dense grids and an MLP (re-fit those)
 DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit frame
 FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
@@ -214,6 +215,8 @@ def check_field(data: bytes) -> dict[str, str]:
             f"the stored field has format version {metadata.get('format_version')}, this add-on reads "
             f"version {FIELD_FORMAT_VERSION}; re-fit this object"
         )
+    if COMPOSITE_KEY in metadata:  # an operation over embedded fields, each checked when it is read
+        return metadata
     try:
         _check_shapes(tensors, json.loads(metadata["field_config"]))
     except (KeyError, TypeError, ValueError) as error:
