@@ -34,7 +34,7 @@ def write_field(obj: bpy.types.Object, data: bytes, source_name: str, preset: st
 
 
 def is_morph(obj: bpy.types.Object | None) -> bool:
-    return has_field(obj) and FACTOR_KEY in obj
+    return obj is not None and has_field(obj) and FACTOR_KEY in obj.keys()  # noqa: SIM118 - the stubs give ID no `in`
 
 
 def with_factor(data: bytes, factor: float) -> bytes:
@@ -57,7 +57,7 @@ def read_current_field(obj: bpy.types.Object) -> bytes:
 
 def write_composite(obj: bpy.types.Object, data: bytes, description: str, resolution: int) -> None:
     """Store a composite field (combine, offset, morph); a morph also gets its factor slider."""
-    if FIELD_KEY in obj:
+    if FIELD_KEY in obj.keys():  # noqa: SIM118 - the stubs give ID no `in`
         del obj[FIELD_KEY]  # assigning bytes over a bytes property keeps only what precedes the first zero byte
     obj[FIELD_KEY] = data
     obj["inr_source"] = description
@@ -66,4 +66,6 @@ def write_composite(obj: bpy.types.Object, data: bytes, description: str, resolu
     settings = json.loads(protocol.check_field(data)[COMPOSITE_KEY])
     if settings["kind"] == "MORPH":
         obj[FACTOR_KEY] = float(settings["factor"])
-        obj.id_properties_ui(FACTOR_KEY).update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, step=5)
+        obj.id_properties_ui(FACTOR_KEY).update(  # type: ignore[attr-defined]  # the stubs say it returns None
+            min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, step=5
+        )

@@ -57,8 +57,8 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        settings = context.scene.inr_modelling
-        resolution = context.scene.inr_settings.resolution
+        settings = properties.modelling_settings(context.scene)
+        resolution = properties.scene_settings(context.scene).resolution
         active = context.active_object
         fields = [obj for obj in context.selected_objects if field_store.has_field(obj)]
         all_fields = field_store.has_field(active) and len(fields) == len(context.selected_objects)

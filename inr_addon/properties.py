@@ -101,6 +101,11 @@ def scene_settings(scene: bpy.types.Scene) -> INR_SceneSettings:
     return scene.inr_settings  # type: ignore[attr-defined]
 
 
+def modelling_settings(scene: bpy.types.Scene) -> INR_ModellingSettings:
+    """The scene's Modelling settings (registered at run time, so unknown to a type checker)."""
+    return scene.inr_modelling  # type: ignore[attr-defined]
+
+
 def register() -> None:
     bpy.types.Scene.inr_settings = bpy.props.PointerProperty(type=INR_SceneSettings)  # type: ignore[attr-defined]
     bpy.types.Scene.inr_modelling = bpy.props.PointerProperty(type=INR_ModellingSettings)  # type: ignore[attr-defined]

@@ -129,13 +129,14 @@ def run_job(job_dir: Path) -> int:
                 if "parts" in mesh:  # several objects fitted as one solid
                     vertices, triangles = operations.union_of_parts(vertices, triangles, mesh["parts"])
             check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
-            field = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
-            save_field(job_dir / spec.field, field)
+            fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
+            save_field(job_dir / spec.field, fitted)
+            field: StoredField | operations.CompositeField = fitted
         elif spec.task == "operate":
             field = operations.operate_job(job_dir, spec)
         else:
             field = operations.load_any_field(job_dir / spec.field)
-        if operations.is_composite(field):
+        if isinstance(field, operations.CompositeField):
             vertices, triangles = operations.extract_composite(field, spec.resolution, spec.device, progress)
         else:
             vertices, triangles = extract(field, spec.resolution, spec.device, progress)

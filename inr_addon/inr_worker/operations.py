@@ -342,10 +342,6 @@ def load_any_field(path: Path) -> StoredField | CompositeField:
     return load_field_bytes(path.read_bytes())
 
 
-def is_composite(field: Any) -> bool:
-    return isinstance(field, CompositeField)
-
-
 # --- extraction ----------------------------------------------------------------------------
 
 

@@ -44,10 +44,12 @@ class ModellingJobOperator(WorkerJobOperator):
     def inputs(self, context: bpy.types.Context) -> list[bpy.types.Object]:
         raise NotImplementedError
 
+    resolution: int  # each operator declares it as a Blender property
+
     def settings(self) -> dict:
         raise NotImplementedError
 
-    def result_name(self, active: bpy.types.Object) -> str:
+    def result_name(self, active: str) -> str:
         raise NotImplementedError
 
     def start_job(self, context: bpy.types.Context) -> runner.WorkerJob:
@@ -58,8 +60,10 @@ class ModellingJobOperator(WorkerJobOperator):
             raise runner.JobError(f"{active.name} already has a job running")
         place = rigid_part(active.matrix_world)
         to_result = place.inverted()
-        files = {f"input_{index}.safetensors": field_store.read_current_field(obj) for index, obj in enumerate(objects)}
-        placements = [[value for row in to_result @ obj.matrix_world for value in row] for obj in objects]
+        files: dict[str, bytes | dict[str, np.ndarray]] = {
+            f"input_{index}.safetensors": field_store.read_current_field(obj) for index, obj in enumerate(objects)
+        }
+        placements = [[value for row in np.array(to_result @ obj.matrix_world) for value in row] for obj in objects]
         python = runner.worker_python(worker_python_setting(context))
         spec = protocol.JobSpec(
             task="operate",
@@ -75,7 +79,7 @@ class ModellingJobOperator(WorkerJobOperator):
         with np.load(job.directory / protocol.SURFACE_FILE) as surface:
             vertices, triangles = surface["vertices"], surface["triangles"]
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
-        active = bpy.data.objects.get(self._names[0])
+        active: bpy.types.Object | None = bpy.data.objects.get(self._names[0])
         name = self.result_name(self._names[0])
         mesh = bpy.data.meshes.new(name)
         mesh_data.fill_mesh(mesh, vertices, triangles)
