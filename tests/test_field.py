@@ -95,6 +95,7 @@ def _rewrite(path, tensors=None, config=None, keys=None):
         ({"tensors": {"brick_values": ("I8", (1, 64), bytes(64))}}, "brick_values"),
         ({"tensors": {"frame.scale": ("F32", (1,), bytes(4))}}, "frame.scale"),
         ({"tensors": {"weights": ("F32", (1,), bytes(4))}}, "tensors"),
+        ({"tensors": {"brick_keys": ("I32", (), bytes(4))}}, "tuple index"),
     ],
 )
 def test_a_crafted_field_is_refused_before_anything_is_allocated(bunny_band, tmp_path, change, message):

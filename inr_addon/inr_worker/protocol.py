@@ -219,7 +219,7 @@ def check_field(data: bytes) -> dict[str, str]:
         return metadata
     try:
         _check_shapes(tensors, json.loads(metadata["field_config"]))
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ProtocolError(f"the stored field is damaged ({error}); re-fit this object") from error
     return metadata
 
