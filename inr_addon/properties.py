@@ -32,12 +32,40 @@ class INR_SceneSettings(bpy.types.PropertyGroup):
     resolution: resolution_property()
 
 
-classes = (INR_SceneSettings,)
+class INR_ImageSettings(bpy.types.PropertyGroup):
+    """The panel's Image section (passed to ``inr.fit_image``)."""
+
+    mode: bpy.props.EnumProperty(
+        name="Mode",
+        items=[
+            ("IMAGE", "Image", "Fit the picture itself as a continuous image <image>_inr"),
+            ("SILHOUETTE", "Silhouette", "Inflate the silhouette into a rounded solid"),
+            ("HULL", "Hull", "The visual hull of 2 or 3 selected image Empties (front, side, top)"),
+        ],
+        default="SILHOUETTE",
+    )
+    resolution: bpy.props.IntProperty(
+        name="Resolution",
+        description="Image: width in pixels (0: the source's). Silhouette, Hull: marching-cubes cells (0: 256)",
+        default=0,
+        min=0,
+        max=protocol.MAX_IMAGE_SIDE,
+    )
+    thickness: bpy.props.FloatProperty(
+        name="Thickness", description="1 makes a filled circle into a ball", default=1.0, min=0.01, soft_max=4.0
+    )
+    invert: bpy.props.BoolProperty(name="Invert", description="Use the other side of the mask")
+    rounded: bpy.props.BoolProperty(name="Rounded", description="Hull: intersect inflations, for organic shapes")
+
+
+classes = (INR_SceneSettings, INR_ImageSettings)
 
 
 def register() -> None:
     bpy.types.Scene.inr_settings = bpy.props.PointerProperty(type=INR_SceneSettings)
+    bpy.types.Scene.inr_image_settings = bpy.props.PointerProperty(type=INR_ImageSettings)
 
 
 def unregister() -> None:
+    del bpy.types.Scene.inr_image_settings
     del bpy.types.Scene.inr_settings

@@ -16,8 +16,10 @@ import torch
 from . import protocol
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, load_field, save_field
+from .image_field import fit_image_field, load_image_field, save_image_field
 from .progress import EventProgress, Progress
 from .sampling import InputError, sample_mesh
+from .silhouette import ShapeConfig, SilhouetteShape, View, sample_shape
 from .train import PRESETS, pick_device, train_field
 
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, RuntimeError, OSError)
@@ -57,6 +59,71 @@ def fit(
     return StoredField(model=model.cpu(), frame=frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info)
 
 
+def fit_shape(
+    views: list[View],
+    config: ShapeConfig,
+    preset: str = "BALANCED",
+    device: str = "AUTO",
+    steps: int = 0,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> StoredField:
+    """Train a field on the solid that reference images describe (inflated silhouette or visual hull)."""
+    progress = progress or Progress()
+    settings = PRESETS[preset]
+    torch_device = pick_device(device)
+    started = time.monotonic()
+    pixels = sum(view.mask.size for view in views)
+    progress.stage("sampling", f"{config.mode.lower()} of {len(views)} image(s), {pixels / 1e6:.1f} Mpixels")
+    shape = SilhouetteShape(views, config)
+    frame, points, distances, low, high = sample_shape(shape, settings.samples, seed)
+    sampled = time.monotonic()
+    progress.stage(
+        "training",
+        f"{steps or settings.steps} steps on {torch_device.type}, after {sampled - started:.1f} s of sampling",
+    )
+    model = train_field(points, distances, settings, torch_device, steps, seed, progress.step)
+    info = {
+        "preset": preset,
+        "device": torch_device.type,
+        "source": config.mode,
+        "sampling_s": f"{sampled - started:.2f}",
+        "training_s": f"{time.monotonic() - sampled:.2f}",
+        "torch": torch.__version__,
+    }
+    return StoredField(model=model.cpu(), frame=frame, low=low, high=high, info=info)
+
+
+def read_views(path: Path) -> list[View]:
+    """The views of a ``fit_shape`` job: ``mask_<i>``, ``to_common_<i>``, ``rect_<i>`` for i = 0, 1, ..."""
+    with np.load(path) as arrays:
+        count = sum(1 for name in arrays.files if name.startswith("mask_"))
+        return [
+            View(mask=arrays[f"mask_{i}"] > 0, to_common=arrays[f"to_common_{i}"], rect=arrays[f"rect_{i}"])
+            for i in range(count)
+        ]
+
+
+def run_image_job(job_dir: Path, spec: protocol.JobSpec, progress: Progress) -> None:
+    """``fit_image``: fit the image and render it; ``resample_image``: render a stored field."""
+    torch_device = pick_device(spec.device)
+    if spec.task == "fit_image":
+        with np.load(job_dir / spec.image) as image:
+            pixels = image["pixels"]
+        try:
+            field = fit_image_field(pixels, spec.preset, torch_device, spec.steps, spec.seed, progress)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+        save_image_field(job_dir / spec.image_field, field)
+    else:
+        field = load_image_field(job_dir / spec.image_field)
+    progress.stage("rendering", f"{spec.width}x{spec.height} pixels")
+    rendered = field.render(spec.width, spec.height, torch_device)
+    partial = job_dir / (spec.rendered + ".partial.npz")
+    np.savez(partial, pixels=rendered)
+    os.replace(partial, job_dir / spec.rendered)
+
+
 def extract(
     field: StoredField, resolution: int, device: str = "AUTO", progress: Progress | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +160,16 @@ def run_job(job_dir: Path) -> int:
         if spec.parent_pid:
             _watch_parent(spec.parent_pid)
         progress = EventProgress(events)
-        if spec.task == "fit":
+        if spec.task in protocol.IMAGE_TASKS:
+            run_image_job(job_dir, spec, progress)
+            events.emit("done", width=spec.width, height=spec.height)
+            return 0
+        if spec.task == "fit_shape":
+            config = ShapeConfig(mode=spec.mode, thickness=spec.thickness, rounded=spec.rounded)
+            views = read_views(job_dir / spec.views)
+            field = fit_shape(views, config, spec.preset, spec.device, spec.steps, spec.seed, progress)
+            save_field(job_dir / spec.field, field)
+        elif spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
             field = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)

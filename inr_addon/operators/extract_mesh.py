@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .. import field_store, mesh_data, runner
+from .. import field_store, image_data, mesh_data, runner
 from ..inr_worker import protocol
 from ..preferences import get_preferences, worker_python_setting
 from ..properties import resolution_property
@@ -48,5 +48,6 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         with np.load(job.directory / protocol.SURFACE_FILE) as surface:
             vertices, triangles = surface["vertices"], surface["triangles"]
         mesh_data.fill_mesh(target.data, vertices, triangles)
+        image_data.paint_colours(target)  # solids from reference images keep their colours
         target["inr_resolution"] = job.spec.resolution
         self.report({"INFO"}, f"Re-extracted {target.name} at {job.spec.resolution}: {len(vertices)} vertices")
