@@ -1,16 +1,20 @@
 """A picture as a continuous 2D field f(x, y) -> RGB(A).
 
-The field is a stack of dense 2D feature grids, from a coarse one for smooth regions down to one
-at (or near) the image's own resolution, read by bilinear interpolation and decoded by a tiny MLP.
-Training samples pixel batches from an integer copy of the image (a full-epoch permutation), so an
-8k picture never sits in training memory as float32. The grids are trained aware of the 8-bit (or
-coarser) quantisation they are stored with; the stored file is the quantised grids, deflated,
-and the MLP as float16, so that it stays well below the size of the lossless source file.
+The field is a stack of dense 2D feature grids, read by bilinear interpolation: coarse grids for
+smooth regions, one at (or near) the image's own resolution for luma detail, and half-resolution
+grids for chroma (the features live in a decorrelated colour space, YCbCr). A linear colour map
+and a tiny MLP decode the features to RGB(A). The grids start as a Laplacian pyramid of the image
+(each grid holds what the coarser ones miss), so training only refines; it samples pixel batches
+from an integer copy of the image, every pixel once an epoch, so an 8k picture never sits in
+training memory as float32. The grids train aware of the quantisation they are stored with; the
+file holds them as deflated integers with a step per channel, and the decoder as float32.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import io
 import json
 import math
 import zlib
@@ -19,25 +23,39 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from . import protocol
 from .progress import Progress
+from .sampling import InputError
 
 IMAGE_FIELD_FORMAT = "inr_addon.image_field"
 IMAGE_FIELD_FORMAT_VERSION = 1
 MAX_SIDE = 65_536  # the largest image side a field may describe
 MAX_GRID_VALUES = 1 << 28  # more grid values than this in one file is not a field this module wrote
-DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a stream by more than this; bounds what a file may claim
+DEFLATE_MAX_RATIO = 1032  # deflate never expands data by more than this: bounds what a file may claim
+HEADER_BYTES = 1200  # about what a field file's JSON header takes
+COMPONENTS = "YUVA"  # luma, the two chroma differences (Cb, Cr) and alpha; one grid feature each
+
+# Full-range BT.601 (as JPEG): rows are Y, Cb, Cr from R, G, B.
+RGB_TO_YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+YUV_TO_RGB = np.linalg.inv(RGB_TO_YUV)
 
 
 @dataclasses.dataclass(frozen=True)
 class Level:
-    """One feature grid: its size in nodes and its number of feature channels."""
+    """One feature grid: its size in nodes, the colour components it holds (one feature each) and
+    the bits each stored value has."""
 
     width: int
     height: int
-    features: int
+    components: str
+    bits: int = 8
+
+    @property
+    def values(self) -> int:
+        return self.width * self.height * len(self.components)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,105 +66,123 @@ class ImageFieldConfig:
     height: int
     channels: int
     levels: tuple[Level, ...]
-    hidden: int = 32
-    hidden_layers: int = 1
-    bits: int = 8  # quantisation of the stored grids
+    hidden: int = 16
 
     def validate(self) -> None:
-        """Raise ValueError for a shape no fit would make (checked before anything is allocated)."""
+        """Raise ValueError for a shape no fit makes; cheap, so it runs before anything is allocated."""
         if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
             raise ValueError(f"image size {self.width}x{self.height} is out of range")
         if self.channels not in (3, 4):
             raise ValueError(f"{self.channels} channels; expected 3 or 4")
-        if (
-            not self.levels
-            or not 2 <= self.bits <= 8
-            or not 1 <= self.hidden <= 256
-            or not 0 <= self.hidden_layers <= 4
-        ):
-            raise ValueError("unusable decoder or grid settings")
-        total = 0
+        if not self.levels or not 1 <= self.hidden <= 256:
+            raise ValueError("unusable grid or decoder settings")
+        allowed = COMPONENTS[: self.channels]
         for level in self.levels:
-            if not (2 <= level.width <= MAX_SIDE and 2 <= level.height <= MAX_SIDE and 1 <= level.features <= 16):
+            if not (2 <= level.width <= MAX_SIDE and 2 <= level.height <= MAX_SIDE and 2 <= level.bits <= 8):
                 raise ValueError(f"grid {level} is out of range")
-            total += level.width * level.height * level.features
-        if total > MAX_GRID_VALUES:
-            raise ValueError(f"{total} grid values is more than a field may hold")
+            if not level.components or any(c not in allowed for c in level.components):
+                raise ValueError(f"grid components {level.components!r}; expected letters of {allowed}")
+            if len(set(level.components)) != len(level.components):
+                raise ValueError(f"grid components {level.components!r} repeat")
+        if self.grid_values > MAX_GRID_VALUES:
+            raise ValueError(f"{self.grid_values} grid values is more than a field may hold")
 
     @property
     def grid_values(self) -> int:
-        return sum(level.width * level.height * level.features for level in self.levels)
+        return sum(level.values for level in self.levels)
+
+    @property
+    def features(self) -> int:
+        return sum(len(level.components) for level in self.levels)
 
 
 @dataclasses.dataclass(frozen=True)
 class ImagePreset:
-    """How an image is fitted: grid layout (as divisors of the image size), steps and batch."""
+    """How an image is fitted: the grids (as divisors of the image size), steps and batch."""
 
-    divisors: tuple[tuple[int, int], ...]  # (divisor of the image size, features), fine to coarse
+    luma_divisor: int  # the finest luma (and alpha) grid
+    chroma_divisors: tuple[int, ...]  # the finest chroma grid: these are tried finest first
     steps: int
-    batch: int = 1 << 16
-    learning_rate: float = 2e-2
-    final_learning_rate: float = 5e-4
-    quantise_from: float = 0.6  # fraction of the steps after which the grids train quantised
-    max_nodes: int = 1 << 22  # a level never has more nodes than this (big images get coarser grids)
-    hidden: int = 32
-    hidden_layers: int = 1
-    bits: int = 8
+    coarse_divisors: tuple[int, ...] = (4, 8, 16, 32)  # grids that hold every component
+    fine_bits: tuple[int, ...] = (8, 7, 6, 5, 4)  # bits the finest grids may have
+    batch: int = 1 << 15
+    learning_rate: float = 2e-4
+    final_learning_rate: float = 4e-5
+    warm_up: float = 0.1  # fraction of the steps over which the learning rate rises (Adam's first steps are blind)
+    max_nodes: int = 1 << 22  # a grid never has more nodes than this (big images get coarser grids)
+    hidden: int = 16
 
 
 IMAGE_PRESETS: dict[str, ImagePreset] = {
-    "FAST": ImagePreset(divisors=((2, 2), (4, 2), (8, 2), (16, 2), (32, 2)), steps=250),
-    "BALANCED": ImagePreset(divisors=((1, 1), (2, 2), (4, 2), (8, 2), (16, 2), (32, 2)), steps=500),
-    "QUALITY": ImagePreset(divisors=((1, 2), (2, 2), (4, 2), (8, 2), (16, 2), (32, 2)), steps=1200),
+    "FAST": ImagePreset(luma_divisor=2, chroma_divisors=(2, 4), steps=10),
+    "BALANCED": ImagePreset(luma_divisor=1, chroma_divisors=(1, 2), steps=40),
+    "QUALITY": ImagePreset(luma_divisor=1, chroma_divisors=(1, 2), steps=160),
 }
+PNG_SHARE = 0.9  # of the size this module's PNG encoding has: a well-compressed PNG file can be smaller
+BUDGET_MARGIN = 0.9  # a layout may start with this share of the budget (training adds a little)
+EVALUATION_PIXELS = 1 << 16  # pixels on which the layouts' starting errors are compared
 
 
-def level_layout(preset: ImagePreset, width: int, height: int) -> tuple[Level, ...]:
-    """The grids for an image: each divisor's grid, made coarser where it would exceed ``max_nodes``."""
+def level_layout(
+    preset: ImagePreset, width: int, height: int, channels: int, chroma_divisor: int, fine_bits: int
+) -> tuple[Level, ...]:
+    """One layout of grids, fine to coarse; a grid over ``max_nodes`` nodes is made coarser."""
+    luma = "YA" if channels == 4 else "Y"
+    per_divisor: dict[int, str] = {divisor: luma + "UV" for divisor in preset.coarse_divisors}
+    per_divisor[preset.luma_divisor] = luma + per_divisor.get(preset.luma_divisor, "")[len(luma) :]
+    per_divisor[chroma_divisor] = per_divisor.get(chroma_divisor, "").replace("UV", "") + "UV"
+    finest = {preset.luma_divisor, chroma_divisor}
     levels = []
-    for divisor, features in preset.divisors:
+    for divisor in sorted(per_divisor):
         scale = max(float(divisor), math.sqrt(width * height / preset.max_nodes))
-        levels.append(
-            Level(
-                width=max(2, math.ceil((width - 1) / scale) + 1),
-                height=max(2, math.ceil((height - 1) / scale) + 1),
-                features=features,
-            )
-        )
+        while True:
+            nodes_x, nodes_y = (max(2, math.ceil((side - 1) / scale) + 1) for side in (width, height))
+            if nodes_x * nodes_y <= preset.max_nodes:
+                break
+            scale *= 1.01
+        levels.append(Level(nodes_x, nodes_y, per_divisor[divisor], fine_bits if divisor in finest else 8))
     return tuple(levels)
 
 
-def fake_quantise(grid: torch.Tensor, bits: int) -> torch.Tensor:
-    """Round each channel to ``bits`` signed levels of its own scale; gradients pass straight through."""
-    scale = per_channel_scale(grid.detach(), bits)
-    quantised = (grid / scale).round().clamp(-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1) * scale
-    return grid + (quantised - grid).detach()
-
-
-def per_channel_scale(grid: torch.Tensor, bits: int) -> torch.Tensor:
-    """The step of each channel's quantisation, shaped (1, C, 1, 1)."""
-    peak = grid.abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
+def per_channel_step(grid: torch.Tensor, bits: int) -> torch.Tensor:
+    """The quantisation step of each channel of a (1, C, H, W) grid, shaped (1, C, 1, 1)."""
+    peak = grid.detach().abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
     return peak / (2 ** (bits - 1) - 1)
 
 
+def quantise(grid: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A grid as int8 values and its per-channel steps."""
+    step = per_channel_step(grid, bits)
+    limit = 2 ** (bits - 1) - 1
+    return (grid.detach() / step).round().clamp(-limit, limit).to(torch.int8), step
+
+
+def fake_quantise(grid: torch.Tensor, bits: int) -> torch.Tensor:
+    """The grid as it will be stored; gradients pass straight through the rounding."""
+    values, step = quantise(grid, bits)
+    return grid + (values.float() * step - grid).detach()
+
+
 class ImageField(nn.Module):
-    """f(u, v) -> colour, for coordinates in [-1, 1] spanning the source's pixel centres."""
+    """f(u, v) -> colour, for coordinates in [-1, 1] that span the source's pixel centres."""
 
     def __init__(self, config: ImageFieldConfig) -> None:
         super().__init__()
         config.validate()
         self.config = config
         self.grids = nn.ParameterList(
-            nn.Parameter(torch.zeros(1, level.features, level.height, level.width)) for level in config.levels
+            nn.Parameter(torch.zeros(1, len(level.components), level.height, level.width)) for level in config.levels
         )
-        layers: list[nn.Module] = []
-        width = sum(level.features for level in config.levels)
-        for _ in range(config.hidden_layers):
-            layers += [nn.Linear(width, config.hidden), nn.ReLU()]
-            width = config.hidden
-        layers.append(nn.Linear(width, config.channels))
-        self.mlp = nn.Sequential(*layers)
-        self.quantised = False  # grids read through fake quantisation (training only)
+        self.colour = nn.Linear(config.features, config.channels)  # the linear YCbCr(A) -> RGB(A) map
+        self.mlp = nn.Sequential(
+            nn.Linear(config.features, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.channels)
+        )
+        with torch.no_grad():
+            self.colour.weight.copy_(torch.from_numpy(colour_matrix(config)))
+            self.colour.bias.zero_()
+            self.mlp[-1].weight.zero_()  # the MLP starts as no correction at all
+            self.mlp[-1].bias.zero_()
+        self.quantised = False  # read the grids as stored (training)
 
     @property
     def width(self) -> int:
@@ -164,23 +200,24 @@ class ImageField(nn.Module):
         count = coords.shape[0]
         grid_coords = coords.view(1, 1, count, 2)
         features = []
-        for grid in self.grids:
-            values = fake_quantise(grid, self.config.bits) if self.quantised else grid
+        for grid, level in zip(self.grids, self.config.levels, strict=True):
+            values = fake_quantise(grid, level.bits) if self.quantised else grid
             sampled = F.grid_sample(values, grid_coords, mode="bilinear", padding_mode="border", align_corners=True)
             features.append(sampled.view(grid.shape[1], count))
-        return self.mlp(torch.cat(features).T)
+        stacked = torch.cat(features).T.contiguous()
+        return self.colour(stacked) + self.mlp(stacked)
 
     @torch.inference_mode()
     def render(self, width: int, height: int, device: torch.device | None = None) -> np.ndarray:
         """The field resampled to ``width`` x ``height``: (height, width, channels) float32 in [0, 1]."""
         if width < 1 or height < 1:
-            raise ValueError(f"cannot render {width}x{height} pixels")
+            raise InputError(f"cannot render {width}x{height} pixels")
         device = device or torch.device("cpu")
         model = self.to(device).eval()
         xs = pixel_centres(width, self.width, device)
+        ys_all = pixel_centres(height, self.height, device)
         rows_per_batch = max(1, (1 << 18) // width)
         out = np.empty((height, width, self.channels), np.float32)
-        ys_all = pixel_centres(height, self.height, device)
         for start in range(0, height, rows_per_batch):
             ys = ys_all[start : start + rows_per_batch]
             coords = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
@@ -189,8 +226,22 @@ class ImageField(nn.Module):
         return out
 
 
+def colour_matrix(config: ImageFieldConfig) -> np.ndarray:
+    """The linear decoder that sums each component over the grids and turns YCbCr(A) into RGB(A)."""
+    matrix = np.zeros((config.channels, config.features), np.float32)
+    column = 0
+    for level in config.levels:
+        for component in level.components:
+            if component == "A":
+                matrix[3, column] = 1.0
+            else:
+                matrix[:3, column] = YUV_TO_RGB[:, "YUV".index(component)]
+            column += 1
+    return matrix
+
+
 def pixel_centres(count: int, source_count: int, device: torch.device) -> torch.Tensor:
-    """Grid coordinates in [-1, 1] of ``count`` pixel centres that resample ``source_count`` pixels."""
+    """Grid coordinates in [-1, 1] of ``count`` pixel centres resampling ``source_count`` pixels."""
     if source_count == 1:
         return torch.zeros(count, device=device)
     source = (torch.arange(count, device=device, dtype=torch.float32) + 0.5) * (source_count / count) - 0.5
@@ -200,18 +251,47 @@ def pixel_centres(count: int, source_count: int, device: torch.device) -> torch.
 def _integer_pixels(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     """The image as uint8 or uint16 (a float image becomes uint16) and the value of full intensity."""
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise ValueError(f"expected pixels of shape (height, width, 3 or 4), got {pixels.shape}")
-    if pixels.shape[0] * pixels.shape[1] < 2:
-        raise ValueError(f"a {pixels.shape[1]}x{pixels.shape[0]} image is too small to fit")
+        raise InputError(f"expected pixels of shape (height, width, 3 or 4), got {pixels.shape}")
+    if pixels.shape[0] < 2 or pixels.shape[1] < 2:
+        raise InputError(f"a {pixels.shape[1]}x{pixels.shape[0]} image is too small to fit")
     if pixels.dtype == np.uint8:
         return pixels, 255.0
     if pixels.dtype == np.uint16:
         return pixels, 65535.0
     if not np.issubdtype(pixels.dtype, np.floating):
-        raise ValueError(f"pixels of type {pixels.dtype}; expected float, uint8 or uint16")
+        raise InputError(f"pixels of type {pixels.dtype}; expected float, uint8 or uint16")
     if not np.isfinite(pixels).all():
-        raise ValueError("the image has NaN or infinite values")
+        raise InputError("the image has NaN or infinite values")
     return (np.clip(pixels, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16), 65535.0
+
+
+def _to_components(rgba: torch.Tensor) -> torch.Tensor:
+    """(N, 3 or 4) RGB(A) in [0, 1] as (N, 3 or 4) YCbCr(A)."""
+    yuv = rgba[:, :3] @ torch.from_numpy(RGB_TO_YUV.T.astype(np.float32)).to(rgba.device)
+    return torch.cat((yuv, rgba[:, 3:]), dim=1)
+
+
+def _pyramid_start(model: ImageField, integer_pixels: np.ndarray, full_scale: float) -> None:
+    """Set the grids to a Laplacian pyramid of the image, read at the finest grid's nodes."""
+    config = model.config
+    finest = max(config.levels, key=lambda level: level.width * level.height)
+    # the image at the finest grid's nodes (the nearest pixel): a small float copy even for a huge image
+    rows = np.rint(np.linspace(0, config.height - 1, finest.height)).astype(np.int64)
+    columns = np.rint(np.linspace(0, config.width - 1, finest.width)).astype(np.int64)
+    sampled = torch.from_numpy(integer_pixels[rows][:, columns].astype(np.float32) / full_scale)
+    target = _to_components(sampled.reshape(-1, config.channels)).T.reshape(1, config.channels, *sampled.shape[:2])
+    order = sorted(range(len(config.levels)), key=lambda i: config.levels[i].width * config.levels[i].height)
+    approximation = torch.zeros_like(target)
+    with torch.no_grad():
+        for index in order:  # coarse to fine: each grid takes what the coarser ones left
+            level = config.levels[index]
+            picks = [COMPONENTS.index(component) for component in level.components]
+            residual = (target - approximation)[:, picks]
+            size = (level.height, level.width)
+            values = F.interpolate(residual, size=size, mode="bilinear", antialias=True, align_corners=False)
+            model.grids[index].copy_(values)
+            back = F.interpolate(values, size=target.shape[2:], mode="bilinear", align_corners=True)
+            approximation[:, picks] += back
 
 
 def fit_image_field(
@@ -221,52 +301,49 @@ def fit_image_field(
     steps: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
+    max_bytes: int = 0,
 ) -> ImageField:
-    """Fit a field to ``pixels`` (height, width, 3 or 4): float in [0, 1] (display space), uint8 or uint16."""
+    """Fit a field to ``pixels`` (height, width, 3 or 4): float in [0, 1] (display space), uint8 or uint16.
+
+    The stored field stays under ``max_bytes`` (0: a little under the size of the picture as an
+    8-bit PNG): the layout with the least starting error that fits is trained; coarser quantisation
+    after training is the fallback.
+    """
     progress = progress or Progress()
     device = device or torch.device("cpu")
     settings = IMAGE_PRESETS[preset]
     steps = steps or settings.steps
     integer_pixels, full_scale = _integer_pixels(pixels)
     height, width, channels = integer_pixels.shape
-    config = ImageFieldConfig(
-        width=width,
-        height=height,
-        channels=channels,
-        levels=level_layout(settings, width, height),
-        hidden=settings.hidden,
-        hidden_layers=settings.hidden_layers,
-        bits=settings.bits,
-    )
+    budget = max_bytes or int(PNG_SHARE * png_size(integer_pixels, full_scale))
+    progress.stage("starting", f"{width}x{height}, grids to fit in {budget} bytes")
     torch.manual_seed(seed)
-    model = ImageField(config).to(device)
-    grid_params = list(model.grids.parameters())
-    optimiser = torch.optim.Adam(
-        [{"params": grid_params}, {"params": model.mlp.parameters()}],
-        lr=settings.learning_rate,
-        fused=device.type in ("cpu", "cuda"),
-    )
-    # torch has no uint16 arithmetic on every device; int32 holds both integer kinds exactly
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    probe_coords, probe_target = _probe_pixels(integer_pixels, full_scale, generator)
+    model = _best_start(settings, integer_pixels, full_scale, budget, probe_coords, probe_target)
+    start, start_error = copy.deepcopy(model), _error(model, probe_coords, probe_target)
+    config = model.config
+    model.to(device)
+    model.quantised = True
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, fused=device.type in ("cpu", "cuda"))
+    # an integer copy to sample from (int32 where torch lacks uint16 indexing); never the image as float
     stored = torch.from_numpy(integer_pixels.reshape(-1, channels).astype(np.int32 if full_scale > 255 else np.uint8))
     stored = stored.to(device)
     xs = pixel_centres(width, width, device)
     ys = pixel_centres(height, height, device)
     pixel_count = width * height
     batch = min(settings.batch, pixel_count)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
     order, cursor = torch.empty(0, dtype=torch.int64), 0
-    progress.stage(
-        "training",
-        f"{steps} steps of {batch} pixels on {device.type}, {width}x{height}, {config.grid_values} grid values",
-    )
+    progress.stage("training", f"{steps} steps of {batch} pixels on {device.type}, {config.grid_values} grid values")
     for step in range(steps):
         fraction = step / max(steps - 1, 1)
-        lr = settings.final_learning_rate + 0.5 * (settings.learning_rate - settings.final_learning_rate) * (
-            1 + math.cos(math.pi * fraction)
+        warm_up = min(1.0, (step + 1) / (settings.warm_up * steps + 1))
+        lr = warm_up * (
+            settings.final_learning_rate
+            + 0.5 * (settings.learning_rate - settings.final_learning_rate) * (1 + math.cos(math.pi * fraction))
         )
         for group in optimiser.param_groups:
             group["lr"] = lr
-        model.quantised = fraction >= settings.quantise_from
         if cursor + batch > len(order):
             order, cursor = _epoch_order(pixel_count, generator), 0
         chosen = order[cursor : cursor + batch].to(device)
@@ -278,51 +355,129 @@ def fit_image_field(
         loss.backward()
         optimiser.step()
         progress.step(step + 1, steps, loss.item())
+    model = model.cpu().eval()
+    if _error(model, probe_coords, probe_target) > start_error:  # training may not make it worse
+        model = start
     model.quantised = False
+    while stored_size(model) > budget and min(level.bits for level in model.config.levels) > 3:
+        coarser = tuple(dataclasses.replace(level, bits=min(level.bits, 7) - 1) for level in model.config.levels)
+        model.config = dataclasses.replace(model.config, levels=coarser)
     with torch.no_grad():
-        for grid in model.grids:
-            grid.copy_(dequantise(*quantise(grid, config.bits)))
-    return model.cpu().eval()
+        for grid, level in zip(model.grids, model.config.levels, strict=True):
+            values, step_size = quantise(grid, level.bits)
+            grid.copy_(values.float() * step_size)
+    return model
+
+
+def _probe_pixels(
+    integer_pixels: np.ndarray, full_scale: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates and colours of random pixels on which fields are compared."""
+    height, width, channels = integer_pixels.shape
+    chosen = torch.randperm(width * height, generator=generator)[:EVALUATION_PIXELS]
+    cpu = torch.device("cpu")
+    coords = torch.stack(
+        (pixel_centres(width, width, cpu)[chosen % width], pixel_centres(height, height, cpu)[chosen // width]), dim=-1
+    )
+    target = torch.from_numpy(integer_pixels.reshape(-1, channels)[chosen.numpy()].astype(np.float32) / full_scale)
+    return coords, target
+
+
+@torch.no_grad()
+def _error(model: ImageField, coords: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean squared error of the field as stored (quantised) on the given pixels."""
+    quantised, model.quantised = model.quantised, True
+    error = F.mse_loss(model.cpu()(coords), target).item()
+    model.quantised = quantised
+    return error
+
+
+def _best_start(
+    settings: ImagePreset,
+    integer_pixels: np.ndarray,
+    full_scale: float,
+    budget: int,
+    coords: torch.Tensor,
+    target: torch.Tensor,
+) -> ImageField:
+    """Of the preset's layouts, the started (pyramid) field with the least error among those that
+    fit in the budget with room for training to spend; the smallest one if none does."""
+    height, width, channels = integer_pixels.shape
+    best, best_error, smallest, smallest_size = None, math.inf, None, math.inf
+    for chroma_divisor in settings.chroma_divisors:
+        levels = level_layout(settings, width, height, channels, chroma_divisor, 8)
+        model = ImageField(ImageFieldConfig(width, height, channels, levels, settings.hidden))
+        _pyramid_start(model, integer_pixels, full_scale)
+        model.quantised = True
+        for bits in settings.fine_bits:
+            model.config = dataclasses.replace(
+                model.config, levels=level_layout(settings, width, height, channels, chroma_divisor, bits)
+            )
+            size = stored_size(model)
+            if size < smallest_size:
+                smallest, smallest_size = copy.deepcopy(model), size
+            if size > BUDGET_MARGIN * budget:
+                continue
+            error = _error(model, coords, target)
+            if error < best_error:
+                best, best_error = copy.deepcopy(model), error
+    return best or smallest
+
+
+def png_size(integer_pixels: np.ndarray, full_scale: float) -> int:
+    """Bytes of the picture as an 8-bit PNG file: what a field must not outweigh."""
+    if full_scale > 255:
+        integer_pixels = ((integer_pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(integer_pixels).save(buffer, "PNG", optimize=True)
+    return buffer.tell()
+
+
+def stored_size(field: ImageField) -> int:
+    """Bytes of the field as :func:`save_image_field` writes it (the header, approximately)."""
+    decoder = sum(value.numel() for value in _decoder_state(field).values())
+    return len(_pack_grids(field)[0]) + 4 * decoder + 4 * field.config.features + HEADER_BYTES
+
+
+def _pack_grids(field: ImageField) -> tuple[bytes, np.ndarray]:
+    """The grids quantised and deflated, and their per-channel steps."""
+    quantised = [quantise(grid, level.bits) for grid, level in zip(field.grids, field.config.levels, strict=True)]
+    grid_bytes = b"".join(values.cpu().numpy().tobytes() for values, _ in quantised)
+    steps = np.concatenate([step.cpu().numpy().ravel() for _, step in quantised]).astype("<f4")
+    return zlib.compress(grid_bytes, 9), steps
 
 
 def _epoch_order(count: int, generator: torch.Generator) -> torch.Tensor:
-    """Every pixel once in random order; for very big images, random pixels with replacement."""
+    """Every pixel once in random order; for a very big image, random pixels with replacement."""
     if count <= 1 << 24:
         return torch.randperm(count, generator=generator)
     return torch.randint(count, (1 << 24,), generator=generator)
 
 
-def quantise(grid: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A grid as int8 values and its per-channel steps."""
-    scale = per_channel_scale(grid.detach(), bits)
-    limit = 2 ** (bits - 1) - 1
-    return (grid.detach() / scale).round().clamp(-limit, limit).to(torch.int8), scale
-
-
-def dequantise(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return values.float() * scale
-
-
 def save_image_field(path: Path, field: ImageField) -> None:
-    """Write the field: quantised grids deflated into one byte tensor, their steps and the MLP."""
+    """Write the field: quantised grids deflated into one byte tensor, their steps and the decoder."""
     config = field.config
-    quantised = [quantise(grid, config.bits) for grid in field.grids]
-    grid_bytes = b"".join(values.cpu().numpy().astype(np.int8).tobytes() for values, _ in quantised)
-    packed = zlib.compress(grid_bytes, 9)
-    scales = np.concatenate([scale.cpu().numpy().ravel() for _, scale in quantised]).astype("<f4")
+    packed, steps = _pack_grids(field)
     tensors: dict[str, tuple[str, tuple[int, ...], bytes]] = {
         "grids": ("U8", (len(packed),), packed),
-        "grid_steps": ("F32", (len(scales),), scales.tobytes()),
+        "grid_steps": ("F32", (len(steps),), steps.tobytes()),
     }
-    for name, value in field.mlp.state_dict().items():
-        array = np.ascontiguousarray(value.detach().cpu().numpy().astype("<f2"))
-        tensors[f"mlp.{name}"] = ("F16", tuple(array.shape), array.tobytes())
+    for name, value in _decoder_state(field).items():
+        array = np.ascontiguousarray(value.detach().cpu().numpy().astype("<f4"))
+        tensors[name] = ("F32", tuple(array.shape), array.tobytes())
     metadata = {
         "format": IMAGE_FIELD_FORMAT,
         "format_version": str(IMAGE_FIELD_FORMAT_VERSION),
         "config": json.dumps(dataclasses.asdict(config), separators=(",", ":")),
     }
     protocol.write_safetensors(path, tensors, metadata)
+
+
+def _decoder_state(field: ImageField) -> dict[str, torch.Tensor]:
+    return {
+        **{f"colour.{name}": value for name, value in field.colour.state_dict().items()},
+        **{f"mlp.{name}": value for name, value in field.mlp.state_dict().items()},
+    }
 
 
 def load_image_field(path: Path) -> ImageField:
@@ -335,7 +490,7 @@ def load_image_field(path: Path) -> ImageField:
 
 
 def image_field_from_bytes(data: bytes) -> ImageField:
-    """Rebuild a field from the bytes of its file; the stored config is checked before any allocation."""
+    """Rebuild a field from its file's bytes; the stored config is checked against them first."""
     tensors, metadata = protocol.read_safetensors(data)
     if metadata.get("format") != IMAGE_FIELD_FORMAT:
         raise protocol.ProtocolError("the data is not an inr_addon image field")
@@ -348,35 +503,34 @@ def image_field_from_bytes(data: bytes) -> ImageField:
         raw = json.loads(metadata["config"])
         config = ImageFieldConfig(**{**raw, "levels": tuple(Level(**level) for level in raw["levels"])})
         config.validate()
-        dtype, shape, packed = tensors["grids"]
+        dtype, _, packed = tensors["grids"]
         if dtype != "U8" or config.grid_values > DEFLATE_MAX_RATIO * len(packed):
-            raise ValueError("the grid data is shorter than its config says")
+            raise ValueError("its grid data is shorter than its config says")
         dtype, shape, steps_raw = tensors["grid_steps"]
-        if dtype != "F32" or shape != (sum(level.features for level in config.levels),):
-            raise ValueError("grid steps do not match the grids")
+        if dtype != "F32" or shape != (config.features,):
+            raise ValueError("its grid steps do not match its grids")
         model = ImageField(config)
-        state = {}
-        for name, value in model.mlp.state_dict().items():
-            dtype, shape, raw_value = tensors[f"mlp.{name}"]
-            if dtype != "F16" or shape != tuple(value.shape):
+        decoder = _decoder_state(model)
+        for name, value in decoder.items():
+            dtype, shape, raw_value = tensors[name]
+            if dtype != "F32" or shape != tuple(value.shape):
                 raise ValueError(f"decoder weight {name} has shape {shape}, expected {tuple(value.shape)}")
-            state[name] = torch.from_numpy(np.frombuffer(raw_value, "<f2").astype(np.float32).reshape(shape))
-        model.mlp.load_state_dict(state)
+            value.copy_(torch.from_numpy(np.frombuffer(raw_value, "<f4").reshape(shape).copy()))
         decompressor = zlib.decompressobj()
         grid_bytes = decompressor.decompress(bytes(packed), config.grid_values)
         if len(grid_bytes) != config.grid_values or decompressor.unconsumed_tail or not decompressor.eof:
-            raise ValueError("the grid data does not match its config")
+            raise ValueError("its grid data does not match its config")
         values = np.frombuffer(grid_bytes, np.int8)
         steps = np.frombuffer(steps_raw, "<f4")
         offset, channel = 0, 0
         with torch.no_grad():
             for grid, level in zip(model.grids, config.levels, strict=True):
-                count = level.width * level.height * level.features
-                block = torch.from_numpy(values[offset : offset + count].astype(np.float32))
-                scale = torch.from_numpy(steps[channel : channel + level.features].astype(np.float32))
-                grid.copy_(block.view(1, level.features, level.height, level.width) * scale.view(1, -1, 1, 1))
-                offset += count
-                channel += level.features
+                features = len(level.components)
+                block = torch.from_numpy(values[offset : offset + level.values].astype(np.float32))
+                step = torch.from_numpy(steps[channel : channel + features].copy())
+                grid.copy_(block.view(1, features, level.height, level.width) * step.view(1, -1, 1, 1))
+                offset += level.values
+                channel += features
     except (KeyError, TypeError, ValueError, RuntimeError, zlib.error) as error:
         raise protocol.ProtocolError(f"the image field is damaged ({error}); fit the image again") from error
     return model.eval()
