@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import igl
 import numpy as np
 import pytest
 from conftest import MESHES
-from headless import mesh_arrays
+from headless import ADDON, mesh_arrays
 from meshmetrics import edge_counts, load
 from test_blender import jobs_left, scene_state, worker_processes
 
@@ -227,3 +228,21 @@ def test_resample_needs_a_fitted_image(scene):
     new_image(bpy, "plain", np.ones((4, 4, 4)))
     with pytest.raises(RuntimeError, match="plain has no fitted field; make one with Fit in Image mode"):
         bpy.ops.inr.resample_image(image="plain", resolution=8)
+
+
+def test_a_packed_16_bit_png_is_read_as_it_displays_after_its_file_is_gone(scene, tmp_path):
+    bpy = pytest.importorskip("bpy")
+    from PIL import Image
+
+    image_data = sys.modules[ADDON].image_data
+    ramp = np.tile(np.linspace(0, 65535, 33).astype(np.uint16), (20, 1))  # 33 x 20, grey, 16 bits
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(ramp).save(path)
+    image = bpy.data.images.load(str(path))
+    image.pack()
+    path.unlink()
+    assert image.is_float  # Blender keeps 16-bit PNGs as linear floats
+    assert image_data.checked_image(image, "ramp16") == image
+    pixels = image_data.display_pixels(image)
+    assert pixels.shape == (20, 33, 4)
+    assert np.allclose(pixels[..., 0], ramp[::-1] / 65535, atol=2e-3)  # back to the file's (display) values
