@@ -7,31 +7,38 @@
   against each mask, volume IoU against the exact visual hull, and, plain and rounded, against the
   true shape.
 
-    python bench/silhouettes.py [--preset BALANCED] [--resolution 256] [--out out/bench/silhouettes.json]
+    python bench/silhouettes.py [--preset BALANCED] [--device AUTO] [--out out/bench/silhouettes.json]
+
+Solids are compared as occupancy of the fitted field (its sign at grid points, the surface that
+marching cubes extracts). The true shapes' occupancy comes from libigl's winding number, or from
+``--solids`` (an .npz this script writes with ``--write-solids``, for a machine without libigl).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import igl
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("INR_SHARED", ROOT.parent / "shared"))
 sys.path[:0] = [str(ROOT / "inr_addon"), str(SHARED / "tools")]
 
-from meshmetrics import load
 
-from inr_worker.jobs import extract, fit_shape
+from inr_worker.field_file import StoredField
+from inr_worker.jobs import fit_shape
 from inr_worker.silhouette import ShapeConfig, View
+from inr_worker.train import pick_device
 
 RECT = np.array([-1.0, 1.0, -1.0, 1.0])
+MESHES = ("spot.obj", "armadillo_lowres.obj")
 
 
 def rotation(x_degrees: float, z_degrees: float) -> np.ndarray:
@@ -58,66 +65,73 @@ def centres(count: int, low: float, high: float) -> np.ndarray:
     return low + (np.arange(count) + 0.5) * (high - low) / count
 
 
-def occupancy(vertices: np.ndarray, triangles: np.ndarray, axes: list[np.ndarray]) -> np.ndarray:
+def occupancy(field: StoredField, axes: list[np.ndarray], device: torch.device) -> np.ndarray:
+    """Where the fitted field is inside (value <= 0), at the grid points of ``axes`` (common frame)."""
     points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    inside = np.empty(len(points), bool)
-    for start in range(0, len(points), 2_000_000):
-        chunk = points[start : start + 2_000_000]
-        inside[start : start + 2_000_000] = igl.fast_winding_number(vertices, triangles, chunk) > 0.5
-    return inside.reshape([len(axis) for axis in axes])
+    unit = torch.from_numpy(field.frame.to_unit(points).astype(np.float32)).to(device)
+    values = field.model.to(device).evaluate(unit).cpu().numpy()
+    return (values <= 0).reshape([len(axis) for axis in axes])
+
+
+def mesh_solid(name: str, axis: np.ndarray, solids: dict) -> np.ndarray:
+    """The shared mesh, scaled to a unit box, as winding-number occupancy on the grid ``axis``^3."""
+    if name in solids:
+        return solids[name]
+    import igl
+    from meshmetrics import load
+
+    vertices, triangles = load(str(SHARED / "data" / "meshes" / name))
+    vertices = (vertices - (vertices.min(0) + vertices.max(0)) / 2) / (vertices.max(0) - vertices.min(0)).max()
+    points = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    return (igl.fast_winding_number(vertices, triangles, points) > 0.5).reshape(len(axis), len(axis), len(axis))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-def fit(views: list[View], config: ShapeConfig, preset: str, resolution: int) -> tuple[np.ndarray, np.ndarray, float]:
+def fit(views: list[View], config: ShapeConfig, preset: str, device: str) -> tuple[StoredField, float]:
     started = time.monotonic()
-    field = fit_shape(views, config, preset)
-    vertices, triangles = extract(field, resolution)
-    return vertices, triangles, time.monotonic() - started
+    field = fit_shape(views, config, preset, device)
+    return field, time.monotonic() - started
 
 
-def silhouette_rows(preset: str, resolution: int) -> list[dict]:
+def silhouette_rows(preset: str, device: str) -> list[dict]:
     rows = []
     for path in sorted((SHARED / "data" / "images" / "silhouettes").glob("*.png")):
         mask = png_mask(path)
         height, width = mask.shape
         rect = np.array([-1.0, 1.0, -height / width, height / width])
-        vertices, triangles, seconds = fit([View(mask, np.eye(4), rect)], ShapeConfig(), preset, resolution)
-        depth = np.abs(vertices[:, 2]).max() * 1.01
-        axes = [centres(width, -1, 1), centres(height, rect[2], rect[3]), np.linspace(-depth, depth, 48)]
-        projected = occupancy(vertices, triangles, axes).any(2).T
+        field, seconds = fit([View(mask, np.eye(4), rect)], ShapeConfig(), preset, device)
+        depth = field.frame.from_unit(field.high)[2]
+        axes = [centres(width, -1, 1), centres(height, rect[2], rect[3]), np.linspace(-depth, depth, 64)]
+        projected = occupancy(field, axes, pick_device(device)).any(2).T
         rows.append({"case": f"SILHOUETTE {path.name}", "projection_iou": iou(projected, mask), "fit_s": seconds})
         print(rows[-1], flush=True)
     side = 256
     coordinates = centres(side, -1, 1)
     y, x = np.meshgrid(coordinates, coordinates, indexing="ij")
-    vertices, triangles, seconds = fit([View(x**2 + y**2 < 0.8**2, np.eye(4), RECT)], ShapeConfig(), preset, resolution)
-    axis = centres(96, -1, 1)
+    field, seconds = fit([View(x**2 + y**2 < 0.8**2, np.eye(4), RECT)], ShapeConfig(), preset, device)
+    axis = centres(128, -1, 1)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
-    ball_iou = iou(occupancy(vertices, triangles, [axis, axis, axis]), np.linalg.norm(grid, axis=-1) <= 0.8)
+    ball_iou = iou(occupancy(field, [axis, axis, axis], pick_device(device)), np.linalg.norm(grid, axis=-1) <= 0.8)
     rows.append({"case": "SILHOUETTE disc, thickness 1, vs ball", "volume_iou": ball_iou, "fit_s": seconds})
     print(rows[-1], flush=True)
     return rows
 
 
-def hull_rows(preset: str, resolution: int, pixels: int) -> list[dict]:
+def hull_rows(preset: str, device: str, pixels: int, solids: dict, meshes: tuple[str, ...]) -> list[dict]:
     rows = []
-    for name in ("spot.obj", "armadillo_lowres.obj"):
-        vertices, triangles = load(str(SHARED / "data" / "meshes" / name))
-        vertices = (vertices - (vertices.min(0) + vertices.max(0)) / 2) / (vertices.max(0) - vertices.min(0)).max()
+    for name in meshes:
         axis = centres(pixels, -0.55, 0.55)
-        solid = occupancy(vertices, triangles, [axis, axis, axis])
+        solid = mesh_solid(name, axis, solids)
         masks = [solid.any(1).T, solid.any(0).T, solid.any(2).T]
         exact = masks[0].T[:, None, :] & masks[1].T[None, :, :] & masks[2].T[:, :, None]
         rect = np.array([-0.55, 0.55, -0.55, 0.55])
         views = [View(mask, frame, rect) for mask, frame in zip(masks, (FRONT, RIGHT, TOP))]
         for rounded in (False, True):
-            fitted_vertices, fitted_triangles, seconds = fit(
-                views, ShapeConfig(mode="HULL", rounded=rounded), preset, resolution
-            )
-            fitted = occupancy(fitted_vertices, fitted_triangles, [axis, axis, axis])
+            field, seconds = fit(views, ShapeConfig(mode="HULL", rounded=rounded), preset, device)
+            fitted = occupancy(field, [axis, axis, axis], pick_device(device))
             projections = [iou(fitted.any(a).T, m) for a, m in zip((1, 0, 2), masks)]
             rows.append(
                 {
@@ -136,13 +150,23 @@ def hull_rows(preset: str, resolution: int, pixels: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="BALANCED")
-    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--device", default="AUTO")
     parser.add_argument("--pixels", type=int, default=192, help="mask size of the HULL views")
+    parser.add_argument("--solids", type=Path, help="the meshes' occupancy, written by --write-solids")
+    parser.add_argument("--write-solids", type=Path, help="only write the meshes' occupancy to this .npz")
+    parser.add_argument("--only", help="'silhouettes', or one mesh name for its HULL rows")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "silhouettes.json")
     args = parser.parse_args()
-    rows = silhouette_rows(args.preset, args.resolution) + hull_rows(args.preset, args.resolution, args.pixels)
+    axis = centres(args.pixels, -0.55, 0.55)
+    if args.write_solids:
+        np.savez_compressed(args.write_solids, **{name: mesh_solid(name, axis, {}) for name in MESHES})
+        return
+    solids = dict(np.load(args.solids)) if args.solids else {}
+    rows = silhouette_rows(args.preset, args.device) if args.only in (None, "silhouettes") else []
+    meshes = MESHES if args.only is None else tuple(name for name in MESHES if name == args.only)
+    rows += hull_rows(args.preset, args.device, args.pixels, solids, meshes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"preset": args.preset, "resolution": args.resolution, "rows": rows}, indent=1))
+    args.out.write_text(json.dumps({"preset": args.preset, "device": args.device, "rows": rows}, indent=1))
     print(f"wrote {args.out}")
 
 
