@@ -35,6 +35,7 @@ IMAGE_FIELD_FORMAT_VERSION = 1
 MAX_SIDE = 65_536  # the largest image side a field may describe
 MAX_GRID_VALUES = 1 << 28  # more grid values than this in one file is not a field this module wrote
 DEFLATE_MAX_RATIO = 1032  # deflate never expands data by more than this: bounds what a file may claim
+STEP_FLOOR = 1 / 1024  # the finest quantisation step (colour units): near-empty grids store zeros
 HEADER_BYTES = 1200  # about what a field file's JSON header takes
 COMPONENTS = "YUVA"  # luma, the two chroma differences (Cb, Cr) and alpha; one grid feature each
 
@@ -119,6 +120,9 @@ IMAGE_PRESETS: dict[str, ImagePreset] = {
     "QUALITY": ImagePreset(luma_divisor=1, chroma_divisors=(1, 2), steps=160),
 }
 PNG_SHARE = 0.9  # of the size this module's PNG encoding has: a well-compressed PNG file can be smaller
+PNG_SAMPLE_PIXELS = 1 << 22  # a bigger picture's PNG size is measured on this many of its pixels
+PNG_BAND_ROWS = 64
+MIN_FINE_BITS = 3  # the last resort for a field over its budget
 BUDGET_MARGIN = 0.9  # a layout may start with this share of the budget (training adds a little)
 EVALUATION_PIXELS = 1 << 16  # pixels on which the layouts' starting errors are compared
 
@@ -133,8 +137,9 @@ def level_layout(
     per_divisor[chroma_divisor] = per_divisor.get(chroma_divisor, "").replace("UV", "") + "UV"
     finest = {preset.luma_divisor, chroma_divisor}
     levels = []
+    base = max(1.0, math.sqrt(width * height / preset.max_nodes))  # a big image: every grid coarser alike
     for divisor in sorted(per_divisor):
-        scale = max(float(divisor), math.sqrt(width * height / preset.max_nodes))
+        scale = divisor * base
         while True:
             nodes_x, nodes_y = (max(2, math.ceil((side - 1) / scale) + 1) for side in (width, height))
             if nodes_x * nodes_y <= preset.max_nodes:
@@ -146,8 +151,8 @@ def level_layout(
 
 def per_channel_step(grid: torch.Tensor, bits: int) -> torch.Tensor:
     """The quantisation step of each channel of a (1, C, H, W) grid, shaped (1, C, 1, 1)."""
-    peak = grid.detach().abs().amax(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
-    return peak / (2 ** (bits - 1) - 1)
+    peak = grid.detach().abs().amax(dim=(0, 2, 3), keepdim=True)
+    return (peak / (2 ** (bits - 1) - 1)).clamp_min(STEP_FLOOR)
 
 
 def quantise(grid: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -359,9 +364,11 @@ def fit_image_field(
     if _error(model, probe_coords, probe_target) > start_error:  # training may not make it worse
         model = start
     model.quantised = False
-    while stored_size(model) > budget and min(level.bits for level in model.config.levels) > 3:
-        coarser = tuple(dataclasses.replace(level, bits=min(level.bits, 7) - 1) for level in model.config.levels)
-        model.config = dataclasses.replace(model.config, levels=coarser)
+    fine_count = len(model.config.levels) - len(settings.coarse_divisors)  # the grids before the coarse ones
+    while stored_size(model) > budget and model.config.levels[0].bits > MIN_FINE_BITS:
+        levels = model.config.levels
+        coarser = tuple(dataclasses.replace(level, bits=min(level.bits, 7) - 1) for level in levels[:fine_count])
+        model.config = dataclasses.replace(model.config, levels=coarser + levels[fine_count:])
     with torch.no_grad():
         for grid, level in zip(model.grids, model.config.levels, strict=True):
             values, step_size = quantise(grid, level.bits)
@@ -374,7 +381,7 @@ def _probe_pixels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates and colours of random pixels on which fields are compared."""
     height, width, channels = integer_pixels.shape
-    chosen = torch.randperm(width * height, generator=generator)[:EVALUATION_PIXELS]
+    chosen = _epoch_order(width * height, generator)[:EVALUATION_PIXELS]
     cpu = torch.device("cpu")
     coords = torch.stack(
         (pixel_centres(width, width, cpu)[chosen % width], pixel_centres(height, height, cpu)[chosen // width]), dim=-1
@@ -425,12 +432,21 @@ def _best_start(
 
 
 def png_size(integer_pixels: np.ndarray, full_scale: float) -> int:
-    """Bytes of the picture as an 8-bit PNG file: what a field must not outweigh."""
+    """Bytes of the picture as an 8-bit PNG file: what a field must not outweigh. A big picture is
+    measured on evenly spaced bands of rows, scaled up."""
+    height, width = integer_pixels.shape[:2]
+    bands = max(1, min(height // PNG_BAND_ROWS, PNG_SAMPLE_PIXELS // (width * PNG_BAND_ROWS)))
+    if bands * PNG_BAND_ROWS < height:
+        starts = np.linspace(0, height - PNG_BAND_ROWS, bands).astype(np.int64)
+        rows = (starts[:, None] + np.arange(PNG_BAND_ROWS)).ravel()
+    else:
+        rows = np.arange(height)
+    sample = integer_pixels[rows]
     if full_scale > 255:
-        integer_pixels = ((integer_pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        sample = ((sample.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(integer_pixels).save(buffer, "PNG", optimize=True)
-    return buffer.tell()
+    Image.fromarray(sample).save(buffer, "PNG", optimize=True)
+    return int(buffer.tell() * height / len(rows))
 
 
 def stored_size(field: ImageField) -> int:
