@@ -106,6 +106,15 @@ def test_rgba_and_16_bit_and_float_inputs():
     assert psnr(rgb, floats.render(128, 96)) >= 25  # FAST: luma at half resolution
 
 
+def test_a_flat_picture_makes_a_small_exact_field(tmp_path):
+    flat = np.full((128, 256, 3), (200, 40, 90), np.uint8)
+    field = fit_image_field(flat, "FAST", steps=2)
+    assert psnr(flat / 255, field.render(256, 128)) >= 50
+    path = tmp_path / "flat.safetensors"
+    save_image_field(path, field)
+    assert path.stat().st_size < 4000  # near-empty grids are stored as zeros, which deflate to nothing
+
+
 def test_a_big_image_gets_grids_no_bigger_than_the_cap(monkeypatch):
     balanced = image_field.IMAGE_PRESETS["BALANCED"]
     for chroma_divisor in balanced.chroma_divisors:
