@@ -134,10 +134,10 @@ def rigid_frame(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
 
 
 def colour_views_bytes(views: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
-    """Pack (display pixels, to_common, rect) of each view for :func:`paint_colours` (npz, no pickle)."""
+    """Pack (display RGB, to_common, rect) of each view for :func:`paint_colours` (npz, no pickle)."""
     arrays = {}
-    for index, (pixels, to_common, rect) in enumerate(views):
-        small = reduce(pixels[..., :3], COLOUR_SIDE)
+    for index, (rgb, to_common, rect) in enumerate(views):
+        small = reduce(rgb, COLOUR_SIDE)
         arrays[f"rgb_{index}"] = (np.clip(small, 0, 1) * 255 + 0.5).astype(np.uint8)
         arrays[f"to_common_{index}"] = to_common
         arrays[f"rect_{index}"] = rect

@@ -112,8 +112,8 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
             arrays[f"mask_{index}"] = (image_data.reduce(mask, image_data.MASK_SIDE) >= 0.5).astype(np.uint8)
             arrays[f"to_common_{index}"] = to_common
             arrays[f"rect_{index}"] = rect
-            colour_views.append((pixels, to_common, rect))
-            del pixels
+            colour_views.append((image_data.reduce(pixels[..., :3], image_data.COLOUR_SIDE), to_common, rect))
+            del pixels, mask  # a huge image is held once at a time
         self._colour_views = image_data.colour_views_bytes(colour_views)
         self._empty_names = [empty.name for empty, _ in sources if empty is not None]
         spec = protocol.JobSpec(
