@@ -7,7 +7,7 @@
   against each mask, volume IoU against the exact visual hull, and, plain and rounded, against the
   true shape.
 
-    python bench/silhouettes.py [--preset BALANCED] [--device AUTO] [--out out/bench/silhouettes.json]
+    python bench/silhouettes.py [--preset BALANCED|TARGET] [--device AUTO] [--out out/bench/silhouettes.json]
 
 Solids are compared as occupancy of the fitted field (its sign at grid points, the surface that
 marching cubes extracts). The true shapes' occupancy comes from libigl's winding number, or from
@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ sys.path[:0] = [str(ROOT / "inr_addon"), str(SHARED / "tools")]
 
 from inr_worker.field_file import StoredField
 from inr_worker.jobs import fit_shape
-from inr_worker.silhouette import ShapeConfig, View
+from inr_worker.silhouette import ShapeConfig, SilhouetteShape, View
 from inr_worker.train import pick_device
 
 RECT = np.array([-1.0, 1.0, -1.0, 1.0])
@@ -65,12 +66,23 @@ def centres(count: int, low: float, high: float) -> np.ndarray:
     return low + (np.arange(count) + 0.5) * (high - low) / count
 
 
-def occupancy(field: StoredField, axes: list[np.ndarray], device: torch.device) -> np.ndarray:
-    """Where the fitted field is inside (value <= 0), at the grid points of ``axes`` (common frame)."""
+Solid = Callable[[np.ndarray], np.ndarray]  # common-frame points (N, 3) -> inside (N,) bool
+
+
+def occupancy(solid: Solid, axes: list[np.ndarray]) -> np.ndarray:
+    """Where the solid is, at the grid points of ``axes`` (common frame)."""
     points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    unit = torch.from_numpy(field.frame.to_unit(points).astype(np.float32)).to(device)
-    values = field.model.to(device).evaluate(unit).cpu().numpy()
-    return (values <= 0).reshape([len(axis) for axis in axes])
+    return solid(points).reshape([len(axis) for axis in axes])
+
+
+def field_solid(field: StoredField, device: torch.device) -> Solid:
+    """The fitted field's solid (value <= 0): the surface that marching cubes extracts."""
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        unit = torch.from_numpy(field.frame.to_unit(points).astype(np.float32)).to(device)
+        return field.model.to(device).evaluate(unit).cpu().numpy() <= 0
+
+    return inside
 
 
 def mesh_solid(name: str, axis: np.ndarray, solids: dict) -> np.ndarray:
@@ -90,10 +102,16 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-def fit(views: list[View], config: ShapeConfig, preset: str, device: str) -> tuple[StoredField, float]:
+def fit(views: list[View], config: ShapeConfig, preset: str, device: str) -> tuple[Solid, float, float]:
+    """Train a field (or, for preset TARGET, take the signed distance it would be trained on): the solid,
+    the seconds it took and the top of its box (common z)."""
     started = time.monotonic()
+    if preset == "TARGET":
+        shape = SilhouetteShape(views, config)
+        return (lambda points: shape.signed_distance(points) <= 0), time.monotonic() - started, shape.high[2]
     field = fit_shape(views, config, preset, device)
-    return field, time.monotonic() - started
+    top = field.frame.from_unit(field.high)[2]
+    return field_solid(field, pick_device(device)), time.monotonic() - started, top
 
 
 def silhouette_rows(preset: str, device: str) -> list[dict]:
@@ -102,19 +120,18 @@ def silhouette_rows(preset: str, device: str) -> list[dict]:
         mask = png_mask(path)
         height, width = mask.shape
         rect = np.array([-1.0, 1.0, -height / width, height / width])
-        field, seconds = fit([View(mask, np.eye(4), rect)], ShapeConfig(), preset, device)
-        depth = field.frame.from_unit(field.high)[2]
-        axes = [centres(width, -1, 1), centres(height, rect[2], rect[3]), np.linspace(-depth, depth, 64)]
-        projected = occupancy(field, axes, pick_device(device)).any(2).T
+        solid, seconds, top = fit([View(mask, np.eye(4), rect)], ShapeConfig(), preset, device)
+        axes = [centres(width, -1, 1), centres(height, rect[2], rect[3]), np.linspace(-top, top, 64)]
+        projected = occupancy(solid, axes).any(2).T
         rows.append({"case": f"SILHOUETTE {path.name}", "projection_iou": iou(projected, mask), "fit_s": seconds})
         print(rows[-1], flush=True)
     side = 256
     coordinates = centres(side, -1, 1)
     y, x = np.meshgrid(coordinates, coordinates, indexing="ij")
-    field, seconds = fit([View(x**2 + y**2 < 0.8**2, np.eye(4), RECT)], ShapeConfig(), preset, device)
+    solid, seconds, _ = fit([View(x**2 + y**2 < 0.8**2, np.eye(4), RECT)], ShapeConfig(), preset, device)
     axis = centres(128, -1, 1)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
-    ball_iou = iou(occupancy(field, [axis, axis, axis], pick_device(device)), np.linalg.norm(grid, axis=-1) <= 0.8)
+    ball_iou = iou(occupancy(solid, [axis, axis, axis]), np.linalg.norm(grid, axis=-1) <= 0.8)
     rows.append({"case": "SILHOUETTE disc, thickness 1, vs ball", "volume_iou": ball_iou, "fit_s": seconds})
     print(rows[-1], flush=True)
     return rows
@@ -130,8 +147,8 @@ def hull_rows(preset: str, device: str, pixels: int, solids: dict, meshes: tuple
         rect = np.array([-0.55, 0.55, -0.55, 0.55])
         views = [View(mask, frame, rect) for mask, frame in zip(masks, (FRONT, RIGHT, TOP))]
         for rounded in (False, True):
-            field, seconds = fit(views, ShapeConfig(mode="HULL", rounded=rounded), preset, device)
-            fitted = occupancy(field, [axis, axis, axis], pick_device(device))
+            solid, seconds, _ = fit(views, ShapeConfig(mode="HULL", rounded=rounded), preset, device)
+            fitted = occupancy(solid, [axis, axis, axis])
             projections = [iou(fitted.any(a).T, m) for a, m in zip((1, 0, 2), masks)]
             rows.append(
                 {
@@ -149,7 +166,7 @@ def hull_rows(preset: str, device: str, pixels: int, solids: dict, meshes: tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="BALANCED")
+    parser.add_argument("--preset", default="BALANCED", help="FAST, BALANCED, QUALITY, or TARGET (no training)")
     parser.add_argument("--device", default="AUTO")
     parser.add_argument("--pixels", type=int, default=192, help="mask size of the HULL views")
     parser.add_argument("--solids", type=Path, help="the meshes' occupancy, written by --write-solids")
