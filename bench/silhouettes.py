@@ -147,8 +147,8 @@ def hull_rows(preset: str, device: str, pixels: int, solids: dict, meshes: tuple
         rect = np.array([-0.55, 0.55, -0.55, 0.55])
         views = [View(mask, frame, rect) for mask, frame in zip(masks, (FRONT, RIGHT, TOP))]
         for rounded in (False, True):
-            solid, seconds, _ = fit(views, ShapeConfig(mode="HULL", rounded=rounded), preset, device)
-            fitted = occupancy(solid, [axis, axis, axis])
+            fitted_solid, seconds, _ = fit(views, ShapeConfig(mode="HULL", rounded=rounded), preset, device)
+            fitted = occupancy(fitted_solid, [axis, axis, axis])
             projections = [iou(fitted.any(a).T, m) for a, m in zip((1, 0, 2), masks)]
             rows.append(
                 {
