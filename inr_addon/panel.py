@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import field_store, properties, runner
+from . import field_store, image_data, properties, runner
+from .operators.fit_image import IMAGE_FIELD_KEY
 
 
 class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
@@ -33,6 +34,9 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             row.enabled = field_store.has_field(active)
             row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH").resolution = settings.resolution
 
+        if image_data.is_image_empty(active) and job is None:
+            draw_image_section(layout.box(), context)
+
         if field_store.has_field(active):
             box = layout.box()
             box.label(text=f"Field of {active.get('inr_source', '?')} ({active.get('inr_preset', '?').title()})")
@@ -43,6 +47,26 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             row = layout.row()
             row.label(text=f"{other.key}: {other.status.text()}")
             row.operator("inr.cancel", text="", icon="X").object_name = other.key
+
+
+def draw_image_section(box: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """Mode, resolution, thickness, invert and Fit for the active reference image."""
+    settings = properties.image_settings(context.scene)
+    preset = properties.scene_settings(context.scene).preset
+    box.label(text="Image", icon="IMAGE_REFERENCE")
+    box.prop(settings, "mode")
+    box.prop(settings, "resolution")
+    if settings.mode != "IMAGE":
+        box.prop(settings, "thickness")
+        box.prop(settings, "invert")
+    if settings.mode == "HULL":
+        box.prop(settings, "rounded")
+    fit = box.operator("inr.fit_image", text="Fit", icon="IMAGE_REFERENCE")
+    fit.mode, fit.resolution, fit.preset = settings.mode, settings.resolution, preset
+    fit.thickness, fit.invert, fit.rounded = settings.thickness, settings.invert, settings.rounded
+    image = context.active_object.data
+    if image is not None and IMAGE_FIELD_KEY in image:
+        box.operator("inr.resample_image", text="Resample", icon="FILE_REFRESH").resolution = settings.resolution
 
 
 class VIEW3D_PT_inr_modelling(bpy.types.Panel):

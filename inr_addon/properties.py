@@ -93,7 +93,33 @@ class INR_ModellingSettings(bpy.types.PropertyGroup):
     factor: factor_property()
 
 
-classes = (INR_SceneSettings, INR_ModellingSettings)
+class INR_ImageSettings(bpy.types.PropertyGroup):
+    """The panel's Image section (passed to ``inr.fit_image``)."""
+
+    mode: bpy.props.EnumProperty(
+        name="Mode",
+        items=[
+            ("IMAGE", "Image", "Fit the picture itself as a continuous image <image>_inr"),
+            ("SILHOUETTE", "Silhouette", "Inflate the silhouette into a rounded solid"),
+            ("HULL", "Hull", "The visual hull of 2 or 3 selected image Empties (front, side, top)"),
+        ],
+        default="SILHOUETTE",
+    )
+    resolution: bpy.props.IntProperty(
+        name="Resolution",
+        description="Image: width in pixels (0: the source's). Silhouette, Hull: marching-cubes cells (0: 256)",
+        default=0,
+        min=0,
+        max=protocol.MAX_IMAGE_SIDE,
+    )
+    thickness: bpy.props.FloatProperty(
+        name="Thickness", description="1 makes a filled circle into a ball", default=1.0, min=0.01, soft_max=4.0
+    )
+    invert: bpy.props.BoolProperty(name="Invert", description="Use the other side of the mask")
+    rounded: bpy.props.BoolProperty(name="Rounded", description="Hull: intersect inflations, for organic shapes")
+
+
+classes = (INR_SceneSettings, INR_ModellingSettings, INR_ImageSettings)
 
 
 def scene_settings(scene: bpy.types.Scene) -> INR_SceneSettings:
@@ -106,11 +132,18 @@ def modelling_settings(scene: bpy.types.Scene) -> INR_ModellingSettings:
     return scene.inr_modelling  # type: ignore[attr-defined]
 
 
+def image_settings(scene: bpy.types.Scene) -> INR_ImageSettings:
+    """The scene's Image settings (registered at run time, so unknown to a type checker)."""
+    return scene.inr_image_settings  # type: ignore[attr-defined]
+
+
 def register() -> None:
     bpy.types.Scene.inr_settings = bpy.props.PointerProperty(type=INR_SceneSettings)  # type: ignore[attr-defined]
     bpy.types.Scene.inr_modelling = bpy.props.PointerProperty(type=INR_ModellingSettings)  # type: ignore[attr-defined]
+    bpy.types.Scene.inr_image_settings = bpy.props.PointerProperty(type=INR_ImageSettings)  # type: ignore[attr-defined]
 
 
 def unregister() -> None:
+    del bpy.types.Scene.inr_image_settings  # type: ignore[attr-defined]
     del bpy.types.Scene.inr_modelling  # type: ignore[attr-defined]
     del bpy.types.Scene.inr_settings  # type: ignore[attr-defined]

@@ -16,10 +16,12 @@ import torch
 from . import operations, protocol
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, save_field
+from .image_field import fit_image_field, load_image_field, save_image_field
 from .memory import check_memory, estimate_memory_for_mesh
 from .model import NeuralField
 from .progress import EventProgress, Progress
-from .sampling import InputError, near_samples, sample_band
+from .sampling import InputError, narrow_band, near_samples, sample_band
+from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 from .train import PRESETS, pick_device, train_field
 
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
@@ -68,6 +70,67 @@ def fit(
     return StoredField(
         model=model.cpu(), frame=band.frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info
     )
+
+
+def fit_shape(
+    views: list[View],
+    config: ShapeConfig,
+    preset: str = "BALANCED",
+    device: str = "AUTO",
+    progress: Progress | None = None,
+) -> StoredField:
+    """The field of the solid that reference images describe (inflated silhouette or visual hull): its
+    signed distance sampled on the narrow band, as a mesh's is."""
+    progress = progress or Progress()
+    settings = PRESETS[preset]
+    started = time.monotonic()
+    pixels = sum(view.mask.size for view in views)
+    progress.stage("sampling", f"{config.mode.lower()} of {len(views)} image(s), {pixels / 1e6:.1f} Mpixels")
+    distance = ShapeDistance(SilhouetteShape(views, config))
+    keys, values, inside = narrow_band(distance, settings.field)
+    if not inside.any() and not (values < 0).any():
+        raise InputError("no silhouette found: the solid has no volume")
+    model = NeuralField(settings.field, *(torch.from_numpy(array) for array in (keys, values, inside)))
+    info = {
+        "preset": preset,
+        "device": pick_device(device).type,
+        "source": config.mode,
+        "sampling_s": f"{time.monotonic() - started:.2f}",
+        "training_s": "0.00",
+        "torch": torch.__version__,
+    }
+    low, high = (distance.frame.to_unit(bound) for bound in (distance.shape.low, distance.shape.high))
+    return StoredField(model=model, frame=distance.frame, low=low, high=high, info=info)
+
+
+def read_views(path: Path) -> list[View]:
+    """The views of a ``fit_shape`` job: ``mask_<i>``, ``to_common_<i>``, ``rect_<i>`` for i = 0, 1, ..."""
+    with np.load(path) as arrays:
+        count = sum(1 for name in arrays.files if name.startswith("mask_"))
+        return [
+            View(mask=arrays[f"mask_{i}"] > 0, to_common=arrays[f"to_common_{i}"], rect=arrays[f"rect_{i}"])
+            for i in range(count)
+        ]
+
+
+def run_image_job(job_dir: Path, spec: protocol.JobSpec, progress: Progress) -> None:
+    """``fit_image``: fit the image and render it; ``resample_image``: render a stored field."""
+    torch_device = pick_device(spec.device)
+    if spec.task == "fit_image":
+        with np.load(job_dir / spec.image) as image:
+            pixels = image["pixels"]
+        try:
+            field = fit_image_field(pixels, spec.preset, torch_device, spec.steps, spec.seed, progress)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+        save_image_field(job_dir / spec.image_field, field)
+    else:
+        field = load_image_field(job_dir / spec.image_field)
+    progress.stage("rendering", f"{spec.width}x{spec.height} pixels")
+    rendered = field.render(spec.width, spec.height, torch_device)
+    partial = job_dir / (spec.rendered + ".partial.npz")
+    np.savez(partial, pixels=rendered)
+    os.replace(partial, job_dir / spec.rendered)
 
 
 def extract(
@@ -123,7 +186,16 @@ def run_job(job_dir: Path) -> int:
         if spec.threads:
             torch.set_num_threads(spec.threads)
         progress = EventProgress(events)
-        if spec.task == "fit":
+        if spec.task in protocol.IMAGE_TASKS:
+            run_image_job(job_dir, spec, progress)
+            events.emit("done", width=spec.width, height=spec.height)
+            return 0
+        if spec.task == "fit_shape":
+            config = ShapeConfig(mode=spec.mode, thickness=spec.thickness, rounded=spec.rounded)
+            views = read_views(job_dir / spec.views)
+            field = fit_shape(views, config, spec.preset, spec.device, progress)
+            save_field(job_dir / spec.field, field)
+        elif spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
                 if "parts" in mesh:  # several objects fitted as one solid

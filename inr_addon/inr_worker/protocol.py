@@ -43,6 +43,13 @@ MESH_FILE = "mesh.npz"
 FIELD_FILE = "field.safetensors"
 SURFACE_FILE = "surface.npz"
 LOG_FILE = "worker.log"
+VIEWS_FILE = "views.npz"  # fit_shape: mask_<i>, to_common_<i>, rect_<i> for each reference image
+IMAGE_FILE = "image.npz"  # fit_image: pixels (H, W, C), display space
+IMAGE_FIELD_FILE = "image_field.safetensors"
+RENDERED_FILE = "rendered.npz"  # fit_image, resample_image: pixels (height, width, C) float32
+SHAPE_MODES = ("SILHOUETTE", "HULL")
+IMAGE_TASKS = ("fit_image", "resample_image")
+MAX_IMAGE_SIDE = 16_384
 
 
 class ProtocolError(ValueError):
@@ -71,15 +78,30 @@ class JobSpec:
     # task "operate": build a composite field (see inr_worker.operations) from input field files, then extract:
     # {"kind", "blend", "distance", "shell", "factor", "inputs": [file names], "placements": [[16 floats]]}
     operation: dict = dataclasses.field(default_factory=dict)
+    # fit_shape: a solid from reference images (``views``), then extract like fit
+    mode: str = "SILHOUETTE"
+    thickness: float = 1.0
+    rounded: bool = False
+    views: str = VIEWS_FILE
+    # fit_image (``image`` -> ``image_field`` and ``rendered``), resample_image (``image_field`` -> ``rendered``)
+    image: str = IMAGE_FILE
+    image_field: str = IMAGE_FIELD_FILE
+    rendered: str = RENDERED_FILE
+    width: int = 0
+    height: int = 0
 
     def validate(self) -> None:
-        if self.task not in ("fit", "extract", "operate"):
+        if self.task not in ("fit", "extract", "operate", "fit_shape", *IMAGE_TASKS):
             raise ProtocolError(f"unknown task {self.task!r}")
+        if self.task == "fit_shape" and self.mode not in SHAPE_MODES:
+            raise ProtocolError(f"unknown mode {self.mode!r}; expected one of {', '.join(SHAPE_MODES)}")
+        if self.task in IMAGE_TASKS and not (1 <= self.width <= MAX_IMAGE_SIDE and 1 <= self.height <= MAX_IMAGE_SIDE):
+            raise ProtocolError(f"image size {self.width}x{self.height} is outside 1..{MAX_IMAGE_SIDE}")
         if self.preset not in PRESET_NAMES:
             raise ProtocolError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESET_NAMES)}")
         if self.device not in DEVICES:
             raise ProtocolError(f"unknown device {self.device!r}; expected one of {', '.join(DEVICES)}")
-        if not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
+        if self.task not in IMAGE_TASKS and not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             raise ProtocolError(f"resolution {self.resolution} is outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
         if self.steps < 0:
             raise ProtocolError("steps must be 0 (the preset's) or more")

@@ -7,7 +7,7 @@ import typing
 import bpy
 import numpy as np
 
-from .. import field_store, mesh_data, runner
+from .. import field_store, image_data, mesh_data, runner
 from ..inr_worker import memory, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import resolution_property
@@ -72,6 +72,7 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         with np.load(job.directory / protocol.SURFACE_FILE) as surface:
             vertices, triangles = surface["vertices"], surface["triangles"]
         mesh_data.fill_mesh(target.data, vertices, triangles)
+        image_data.paint_colours(target)  # solids from reference images keep their colours
         target["inr_resolution"] = job.spec.resolution
         if field_store.is_morph(target):  # the factor it was extracted at becomes the stored one
             field_store.write_composite(
