@@ -63,7 +63,7 @@ class ModellingJobOperator(WorkerJobOperator):
         files: dict[str, bytes | dict[str, np.ndarray]] = {
             f"input_{index}.safetensors": field_store.read_current_field(obj) for index, obj in enumerate(objects)
         }
-        placements = [[value for row in np.array(to_result @ obj.matrix_world) for value in row] for obj in objects]
+        placements = [[float(value) for value in np.array(to_result @ obj.matrix_world).ravel()] for obj in objects]
         python = runner.worker_python(worker_python_setting(context))
         spec = protocol.JobSpec(
             task="operate",
