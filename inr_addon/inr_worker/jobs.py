@@ -45,7 +45,7 @@ def fit(
     started = time.monotonic()
     progress.stage("sampling", f"narrow band at {config.resolution} cells, {len(triangles)} triangles")
     band = sample_band(vertices, triangles, config)
-    model = NeuralField(config, *(torch.from_numpy(array) for array in (band.keys, band.values, band.inside)))
+    model = NeuralField(config, *(torch.from_numpy(array) for array in band.arrays()))
     steps = steps or settings.steps
     sampled = time.monotonic()
     if steps:

@@ -3,24 +3,26 @@
 A fine grid of cell ``1 / resolution`` covers the domain ``[-DOMAIN_HALF_EXTENT, DOMAIN_HALF_EXTENT]^3``
 and is cut into bricks of ``brick^3`` points. Only the bricks of the narrow band around the surface
 hold values (initialised from the exact signed distance, then fitted to the distance between the grid
-points, and stored as int8); every other brick holds one bit, inside or outside. Beyond the band the
-distance to the nearest band brick gives a lower bound of the distance, so that the field still reads as
-a signed distance saturating at ``truncation``: a value ``v`` proves that no surface lies within ``|v|``.
+points, and stored as int8); every other brick holds one bit, inside or outside. Beyond the band a coarse
+dense grid of the exact distance (clamped to ``truncation``, stored as uint8) gives the magnitude, its
+trilinear value kept within COARSE_SLACK of a lower bound of the truth, so that the field reads as a signed
+distance saturating at ``truncation`` and a value ``v`` proves that no surface lies within ``|v| / COARSE_SLACK``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import torch
-from scipy.ndimage import distance_transform_edt
 from torch import nn
 
 from .protocol import DOMAIN_HALF_EXTENT, bricks_per_side
 
 TRUNCATION = 0.1  # far from the surface the field saturates at +-TRUNCATION (unit frame)
+COARSE_CODES = 255  # the coarse distances' uint8 codes span [0, TRUNCATION]
+FAR_SHARE = 0.5  # where the band's value exceeds this share of its clamp, the coarse distance may raise it
+COARSE_SLACK = 1.1  # the coarse distance overstates the truth by at most this factor (the extractor allows 1.2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,7 @@ class FieldConfig:
     resolution: int = 256  # fine cells per unit length (the mesh's longest side is 1)
     brick: int = 4  # fine points per brick side
     band_cells: float = 1.8  # bricks within this many cells of the surface hold values, clamped to it
+    coarse_points: int = 64  # points per side of the coarse distance grid over the whole domain
 
     @property
     def cell(self) -> float:
@@ -43,6 +46,10 @@ class FieldConfig:
     def band(self) -> float:
         """The fine values' clamp, in unit-frame distance."""
         return self.band_cells * self.cell
+
+    @property
+    def coarse_spacing(self) -> float:
+        return 2 * DOMAIN_HALF_EXTENT / (self.coarse_points - 1)
 
 
 def quantise(values: torch.Tensor, limit: float) -> torch.Tensor:
@@ -60,11 +67,17 @@ class NeuralField(nn.Module):
 
     ``brick_keys`` (M,) are the flat indices of the band's bricks, ascending; ``brick_values`` (M, b^3)
     their fine values (a parameter, fitted by training); ``inside`` (n^3,) bool says on which side of
-    the surface each brick outside the band lies.
+    the surface each brick outside the band lies; ``coarse`` (G^3,) the unsigned distance, clamped to the
+    truncation, at the coarse grid's points (quantised to uint8 here, so that a stored field reads the same).
     """
 
     def __init__(
-        self, config: FieldConfig, brick_keys: torch.Tensor, brick_values: torch.Tensor, inside: torch.Tensor
+        self,
+        config: FieldConfig,
+        brick_keys: torch.Tensor,
+        brick_values: torch.Tensor,
+        inside: torch.Tensor,
+        coarse: torch.Tensor,
     ) -> None:
         super().__init__()
         self.config = config
@@ -76,26 +89,12 @@ class NeuralField(nn.Module):
         slots = torch.where(self.inside, -2, -1).to(torch.int32)
         slots[self.brick_keys] = torch.arange(len(brick_keys), dtype=torch.int32)
         self.register_buffer("slots", slots)  # per brick: its row in brick_values, or -1 outside / -2 inside
-        self.register_buffer("far_bound", self._far_bound(config, slots >= 0))
+        codes = torch.round(coarse.float().reshape(-1).clamp(0, TRUNCATION) * (COARSE_CODES / TRUNCATION))
+        self.register_buffer("coarse", codes * (TRUNCATION / COARSE_CODES))
         self.register_buffer("corner_steps", torch.tensor([0, 1]), persistent=False)
         self._side = side
         self.register_buffer("curvature", torch.zeros(0), persistent=False)
         self.update_curvature()
-
-    @staticmethod
-    def _far_bound(config: FieldConfig, active: torch.Tensor) -> torch.Tensor:
-        """Per brick, a lower bound of the distance from any of its points to the surface.
-
-        The surface lies in the band bricks (each grown by a cell); a brick whose centre is ``L`` from
-        the nearest band brick's centre is at least ``L - sqrt(3) * brick * cell`` from it.
-        """
-        side = config.bricks_per_side
-        if not bool(active.any()):
-            return torch.full((side**3,), TRUNCATION)
-        gaps = distance_transform_edt(~active.cpu().numpy().reshape((side,) * 3)).astype(np.float32)
-        length = config.brick * config.cell
-        bound = np.clip(gaps.reshape(-1) * length - math.sqrt(3) * length, 0, TRUNCATION)
-        return torch.from_numpy(bound)
 
     def _point_values(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Values at fine grid points given by their integer indices (K, 3), and whether they are stored."""
@@ -135,7 +134,7 @@ class NeuralField(nn.Module):
         """How the fine grid's trilinear interpolation reads ``points``: per point and corner (N, 8),
         the flat index into ``brick_values`` (-1 where the corner's brick holds no values), the weight,
         and the fixed value (+-band) used where there is no index; per point the position in its cell
-        (N, 3) and the key of its brick."""
+        (N, 3)."""
         config, side, brick = self.config, self._side, self.config.brick
         last = side * brick - 1
         position = ((points + DOMAIN_HALF_EXTENT) / config.cell).clamp(0, last)
@@ -152,24 +151,55 @@ class NeuralField(nn.Module):
         slots = self.slots[keys].long()
         index = torch.where(slots >= 0, slots * brick**3 + local_flat, -1)
         fixed = torch.where(slots == -2, -config.band, config.band)
-        return index, factors, fixed, weight, keys[:, 0]
+        return index, factors, fixed, weight
 
-    def fine(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fine grid's value at ``points`` (clamped to +-band), defined everywhere, and the flat key
-        of each point's brick: trilinear interpolation less its curvature error, ``t (1 - t) / 2`` times
-        the second difference along each axis (interpolated the same way)."""
-        index, factors, fixed, weight, keys = self.interpolation(points)
+    def fine(self, points: torch.Tensor) -> torch.Tensor:
+        """The fine grid's value at ``points`` (clamped to +-band), defined everywhere: trilinear
+        interpolation less its curvature error, ``t (1 - t) / 2`` times the second difference along each
+        axis (interpolated the same way)."""
+        index, factors, fixed, weight = self.interpolation(points)
         band = self.config.band
         has_value = index >= 0
         rows = index.clamp(min=0)
         stored = self.brick_values.reshape(-1)[rows].clamp(-band, band)
         linear = (factors * torch.where(has_value, stored, fixed)).sum(1)
         second = (torch.where(has_value, factors, 0.0)[:, :, None] * self.curvature[rows]).sum(1)
-        return linear - 0.5 * (weight * (1 - weight) * second).sum(1), keys
+        return linear - 0.5 * (weight * (1 - weight) * second).sum(1)
+
+    def coarse_distance(self, points: torch.Tensor) -> torch.Tensor:
+        """The distance from ``points`` to the surface read from the coarse grid: its trilinear value, but
+        never more than COARSE_SLACK times a lower bound of the truth.
+
+        Interpolating the distance ``d`` with weights ``w`` over corners ``e`` away overstates it by at most
+        ``sum w |e|`` <= ``h sqrt(s)``, and by at most ``sum w |e|^2 / 2d`` = ``h^2 s / 2d``, where ``h`` is the
+        spacing and ``s`` the sum over the axes of ``t (1 - t)``; so the value ``c`` (less half a code) bounds
+        ``d`` from below by ``c - h sqrt(s)`` and, where it is the only root allowed, by the larger root of
+        ``d^2 - c d + h^2 s / 2``. Near sharp convex edges this matters; elsewhere ``c`` is close to ``d``.
+        """
+        config, side = self.config, self.config.coarse_points
+        spacing = config.coarse_spacing
+        position = ((points + DOMAIN_HALF_EXTENT) / spacing).clamp(0, side - 1)
+        low = position.floor().clamp(max=side - 2)
+        weight = position - low
+        corner = low.long()[:, :, None] + self.corner_steps
+        index = _outer(corner[:, 0] * side * side, corner[:, 1] * side, corner[:, 2], torch.add)
+        axis_weights = torch.stack([1 - weight, weight], 2)
+        factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
+        value = (factors * self.coarse[index]).sum(1) - (0.5 * TRUNCATION / COARSE_CODES + 1e-6)
+        spread = (weight * (1 - weight)).sum(1) * spacing**2
+        linear = value - spread.sqrt()
+        quadratic = 0.5 * (value + (value * value - 2 * spread).clamp(min=0).sqrt())
+        bound = torch.where(value * value > 2.25 * spread, torch.maximum(linear, quadratic), linear)
+        return torch.minimum(value, COARSE_SLACK * bound)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        fine, brick = self.fine(points)
-        return torch.sign(fine) * torch.maximum(fine.abs(), self.far_bound[brick])
+        fine = self.fine(points)
+        # the coarse distance is close to the truth, so only where the band reads near its clamp can it exceed it
+        far = torch.nonzero(fine.detach().abs() >= FAR_SHARE * self.config.band).squeeze(1)
+        if not len(far):
+            return fine
+        coarse = self.coarse_distance(points[far])
+        return fine.index_put((far,), torch.sign(fine[far]) * torch.maximum(fine[far].abs(), coarse))
 
     @torch.inference_mode()
     def evaluate(self, points: torch.Tensor, batch: int = 262_144) -> torch.Tensor:
@@ -181,12 +211,17 @@ class NeuralField(nn.Module):
         )
 
     def stored_arrays(self) -> dict[str, np.ndarray]:
-        """What a field file holds: the band's keys and quantised values, and the inside bits."""
+        """What a field file holds: the band's keys and quantised values, the inside bits and the coarse grid."""
         config = self.config
         return {
             "brick_keys": self.brick_keys.cpu().numpy().astype(np.int32),
             "brick_values": quantise(self.brick_values.detach().cpu(), config.band).numpy(),
             "inside_bits": np.packbits(self.inside.cpu().numpy()),
+            "coarse_distances": torch.round(self.coarse * (COARSE_CODES / TRUNCATION))
+            .to(torch.uint8)
+            .reshape((config.coarse_points,) * 3)
+            .cpu()
+            .numpy(),
         }
 
     @classmethod
@@ -196,4 +231,5 @@ class NeuralField(nn.Module):
         inside = np.unpackbits(arrays["inside_bits"], count=side**3).astype(bool)
         values = torch.from_numpy(arrays["brick_values"].astype(np.float32)) * (config.band / 127)
         keys = torch.from_numpy(arrays["brick_keys"].astype(np.int64))
-        return cls(config, keys, values, torch.from_numpy(inside))
+        coarse = torch.from_numpy(arrays["coarse_distances"].astype(np.float32)) * (TRUNCATION / COARSE_CODES)
+        return cls(config, keys, values, torch.from_numpy(inside), coarse)

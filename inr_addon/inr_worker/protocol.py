@@ -22,10 +22,11 @@ from typing import Any
 
 FIELD_FORMAT = "inr_addon.field"
 COMPOSITE_KEY = "composite"  # metadata entry (JSON) that marks a composite field (inr_worker.operations)
-FIELD_FORMAT_VERSION = 2  # 2: sparse narrow band of int8 bricks; 1: dense grids and an MLP (re-fit those)
+FIELD_FORMAT_VERSION = 3  # 3: sparse narrow band of int8 bricks and a coarse distance grid; older: re-fit those
 DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit frame
 FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
 FIELD_BRICKS = (2, 4, 8)  # brick sides a field may have
+FIELD_COARSE_POINTS = (2, 256)  # points per side of a field's coarse distance grid
 
 PRESETS: tuple[tuple[str, str, str], ...] = (
     ("FAST", "Fast", "A quick rough fit, for blocking out"),
@@ -247,21 +248,25 @@ def check_field(data: bytes) -> dict[str, str]:
 
 
 def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], config: dict[str, Any]) -> None:
-    if set(config) != {"resolution", "brick", "band_cells"}:
+    if set(config) != {"resolution", "brick", "band_cells", "coarse_points"}:
         raise ValueError(f"unexpected field_config keys {sorted(config)}")
     resolution, brick, band_cells = config["resolution"], config["brick"], config["band_cells"]
+    coarse = config["coarse_points"]
     if type(resolution) is not int or not FIELD_RESOLUTIONS[0] <= resolution <= FIELD_RESOLUTIONS[1]:
         raise ValueError(f"resolution {resolution!r} outside {FIELD_RESOLUTIONS}")
     if type(brick) is not int or brick not in FIELD_BRICKS:
         raise ValueError(f"brick {brick!r} not one of {FIELD_BRICKS}")
     if not isinstance(band_cells, (int, float)) or not 1 <= band_cells <= 8:
         raise ValueError(f"band_cells {band_cells!r} outside 1..8")
+    if type(coarse) is not int or not FIELD_COARSE_POINTS[0] <= coarse <= FIELD_COARSE_POINTS[1]:
+        raise ValueError(f"coarse_points {coarse!r} outside {FIELD_COARSE_POINTS}")
     bricks = bricks_per_side(resolution, brick) ** 3
     count = tensors["brick_keys"][1][0] if "brick_keys" in tensors else -1
     expected = {
         "brick_keys": ("I32", (count,)),
         "brick_values": ("I8", (count, brick**3)),
         "inside_bits": ("U8", (-(-bricks // 8),)),
+        "coarse_distances": ("U8", (coarse, coarse, coarse)),
         "frame.centre": ("F64", (3,)),
         "frame.scale": ("F64", (1,)),
         "bounds.low": ("F64", (3,)),

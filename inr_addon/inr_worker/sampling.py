@@ -13,7 +13,7 @@ import dataclasses
 import igl
 import numpy as np
 
-from .model import DOMAIN_HALF_EXTENT, FieldConfig
+from .model import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
 
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
 WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy; 1 agrees with the default 2 on the side, 4x faster
@@ -128,6 +128,11 @@ class Band:
     keys: np.ndarray
     values: np.ndarray
     inside: np.ndarray
+    coarse: np.ndarray
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """What :class:`NeuralField` is built from, in its order."""
+        return self.keys, self.values, self.inside, self.coarse
 
 
 def sample_band(vertices: np.ndarray, triangles: np.ndarray, config: FieldConfig) -> Band:
@@ -138,7 +143,33 @@ def sample_band(vertices: np.ndarray, triangles: np.ndarray, config: FieldConfig
     keys, values, inside = narrow_band(distance, config)
     if not inside.any() and not (values < 0).any():
         raise InputError("no surface found: the mesh encloses no volume (is it a flat sheet or a single face?)")
-    return Band(frame, distance, keys, values, inside)
+    return Band(frame, distance, keys, values, inside, coarse_distances(distance, config))
+
+
+def coarse_distances(distance: MeshDistance, config: FieldConfig) -> np.ndarray:
+    """The exact unsigned distance, clamped to the truncation, at the coarse grid's points (G, G, G).
+
+    Coarse to fine: a block of points whose centre is farther than the truncation plus its half diagonal
+    from the mesh reads the truncation everywhere; only the other blocks are split and, at last, queried.
+    """
+    side, spacing = config.coarse_points, config.coarse_spacing
+    result = np.full((side,) * 3, TRUNCATION, dtype=np.float32)
+    size = 1
+    while side // (size * 2) >= 4:
+        size *= 2
+    blocks = np.argwhere(np.ones((-(-side // size),) * 3, dtype=bool))
+    while size > 1:
+        low = blocks * size
+        high = np.minimum(low + size - 1, side - 1)
+        centres = -DOMAIN_HALF_EXTENT + (low + high) / 2 * spacing
+        reach = np.linalg.norm(high - low, axis=1) / 2 * spacing
+        blocks = blocks[distance.unsigned(centres) - reach < TRUNCATION]
+        size //= 2
+        children = (blocks[:, None] * 2 + np.argwhere(np.ones((2, 2, 2), dtype=bool))).reshape(-1, 3)
+        blocks = children[(children * size < side).all(1)]
+    found = distance.unsigned(-DOMAIN_HALF_EXTENT + blocks * spacing)
+    result[tuple(blocks.T)] = np.minimum(found, TRUNCATION)
+    return result
 
 
 def _centres(cells: np.ndarray, size: int, config: FieldConfig) -> np.ndarray:

@@ -74,12 +74,10 @@ def train_field(
     start = model.brick_values.detach().reshape(-1).clone()
     sample_points = torch.from_numpy(np.asarray(points, np.float32)).to(device)
     with torch.no_grad():
-        index, factors, fixed, _, _ = model.interpolation(sample_points)
+        index, factors, fixed, _ = model.interpolation(sample_points)
         stored = index >= 0
         # the curvature term, held at its start: the values are fitted so that the whole field matches
-        curvature = (factors * torch.where(stored, start[index.clamp(min=0)], fixed)).sum(1) - model.fine(
-            sample_points
-        )[0]
+        curvature = (factors * torch.where(stored, start[index.clamp(min=0)], fixed)).sum(1) - model.fine(sample_points)
     targets = torch.from_numpy(np.asarray(distances, np.float32)).to(device).clamp(-config.band, config.band)
     targets = targets + curvature - (factors * torch.where(stored, 0.0, fixed)).sum(1)  # less corners without values
     index, factors = index.clamp(min=0).reshape(-1), torch.where(stored, factors, 0.0)
