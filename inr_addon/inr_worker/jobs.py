@@ -20,7 +20,7 @@ from .image_field import fit_image_field, load_image_field, save_image_field
 from .memory import check_memory, estimate_memory_for_mesh
 from .model import NeuralField
 from .progress import EventProgress, Progress
-from .sampling import InputError, narrow_band, near_samples, sample_band
+from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 from .train import PRESETS, pick_device, train_field
 
@@ -90,7 +90,8 @@ def fit_shape(
     keys, values, inside = narrow_band(distance, settings.field)
     if not inside.any() and not (values < 0).any():
         raise InputError("no silhouette found: the solid has no volume")
-    model = NeuralField(settings.field, *(torch.from_numpy(array) for array in (keys, values, inside)))
+    coarse = coarse_distances(distance, settings.field)
+    model = NeuralField(settings.field, *(torch.from_numpy(array) for array in (keys, values, inside, coarse)))
     info = {
         "preset": preset,
         "device": pick_device(device).type,

@@ -9,6 +9,7 @@ scaled so that its longest side is 1 (see :class:`UnitFrame`).
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 import igl
 import numpy as np
@@ -73,6 +74,15 @@ def surface_points(vertices: np.ndarray, triangles: np.ndarray, count: int, rng:
     u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
     a, b, c = corners[chosen, 0], corners[chosen, 1], corners[chosen, 2]
     return a + u * (b - a) + v * (c - a)
+
+
+class DistanceQueries(Protocol):
+    """What the narrow band asks of a shape, in its unit frame: a mesh's (:class:`MeshDistance`) or a
+    reference image's solid (``silhouette.ShapeDistance``)."""
+
+    def unsigned(self, points: np.ndarray) -> np.ndarray: ...
+
+    def inside(self, points: np.ndarray) -> np.ndarray: ...
 
 
 class MeshDistance:
@@ -146,7 +156,7 @@ def sample_band(vertices: np.ndarray, triangles: np.ndarray, config: FieldConfig
     return Band(frame, distance, keys, values, inside, coarse_distances(distance, config))
 
 
-def coarse_distances(distance: MeshDistance, config: FieldConfig) -> np.ndarray:
+def coarse_distances(distance: DistanceQueries, config: FieldConfig) -> np.ndarray:
     """The exact unsigned distance, clamped to the truncation, at the coarse grid's points (G, G, G).
 
     Coarse to fine: a block of points whose centre is farther than the truncation plus its half diagonal
@@ -192,7 +202,7 @@ def _sign_changes(inside: np.ndarray) -> np.ndarray:
 
 
 def _brick_values(
-    distance: MeshDistance,
+    distance: DistanceQueries,
     config: FieldConfig,
     cells: np.ndarray,
     centres: np.ndarray,
@@ -221,7 +231,7 @@ def _brick_values(
     return values.reshape(len(cells), count)
 
 
-def narrow_band(distance: MeshDistance, config: FieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def narrow_band(distance: DistanceQueries, config: FieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The bricks that hold the surface, their exact signed distances and the side of every other brick.
 
     Coarse to fine: cubes of bricks are split where their centre is near the surface, or where their
