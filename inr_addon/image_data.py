@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import typing
 
 import bpy
 import numpy as np
@@ -64,7 +65,7 @@ def display_pixels(image: bpy.types.Image) -> np.ndarray:
     width, height = image.size
     channels = image.channels
     flat = np.empty(width * height * channels, np.float32)
-    image.pixels.foreach_get(flat)
+    image.pixels.foreach_get(flat)  # type: ignore[attr-defined]  # the stubs type pixels as float
     pixels = flat.reshape(height, width, channels)
     if channels < 3:
         grey = pixels[..., :1]
@@ -115,7 +116,7 @@ def image_rect(obj: bpy.types.Object | None, image: bpy.types.Image) -> np.ndarr
     Without an Empty: an image one unit across its longer side, centred on the origin.
     """
     width, height = image.size
-    aspect_x, aspect_y = image.display_aspect
+    aspect_x, aspect_y = image.display_aspect[0], image.display_aspect[1]
     scaled_x, scaled_y = width * aspect_x, height * aspect_y
     fraction_x, fraction_y = (1.0, scaled_y / scaled_x) if scaled_x >= scaled_y else (scaled_x / scaled_y, 1.0)
     size = obj.empty_display_size if obj is not None else 1.0
@@ -151,7 +152,7 @@ def paint_colours(obj: bpy.types.Object) -> None:
     data = obj.get(COLOUR_VIEWS_KEY)
     if not isinstance(data, bytes):
         return
-    mesh = obj.data
+    mesh = typing.cast(bpy.types.Mesh, obj.data)
     count = len(mesh.vertices)
     positions = np.empty(count * 3, np.float32)
     mesh.vertices.foreach_get("co", positions)
@@ -173,11 +174,13 @@ def paint_colours(obj: bpy.types.Object) -> None:
         column = np.clip(((plane[:, 0] - rect[0]) / (rect[1] - rect[0]) * width).astype(np.int64), 0, width - 1)
         row = np.clip(((plane[:, 1] - rect[2]) / (rect[3] - rect[2]) * height).astype(np.int64), 0, height - 1)
         colours[which, :3] = rgb[row, column] / 255.0
-    attribute = mesh.color_attributes.get(COLOUR_ATTRIBUTE)
+    attribute = typing.cast(bpy.types.ByteColorAttribute | None, mesh.color_attributes.get(COLOUR_ATTRIBUTE))
     if attribute is None or attribute.domain != "POINT" or attribute.data_type != "BYTE_COLOR":
         if attribute is not None:
             mesh.color_attributes.remove(attribute)
-        attribute = mesh.color_attributes.new(COLOUR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+        attribute = typing.cast(
+            bpy.types.ByteColorAttribute, mesh.color_attributes.new(COLOUR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+        )
     attribute.data.foreach_set("color_srgb", colours.ravel())
     mesh.color_attributes.active_color = attribute
     mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index

@@ -65,7 +65,7 @@ def draw_image_section(box: bpy.types.UILayout, context: bpy.types.Context) -> N
     fit.mode, fit.resolution, fit.preset = settings.mode, settings.resolution, preset
     fit.thickness, fit.invert, fit.rounded = settings.thickness, settings.invert, settings.rounded
     image = context.active_object.data
-    if image is not None and IMAGE_FIELD_KEY in image:
+    if image is not None and IMAGE_FIELD_KEY in image:  # type: ignore[operator]  # an image Empty's data is an Image
         box.operator("inr.resample_image", text="Resample", icon="FILE_REFRESH").resolution = settings.resolution
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import json
 import math
+import typing
 import zlib
 from pathlib import Path
 
@@ -185,8 +186,9 @@ class ImageField(nn.Module):
         with torch.no_grad():
             self.colour.weight.copy_(torch.from_numpy(colour_matrix(config)))
             self.colour.bias.zero_()
-            self.mlp[-1].weight.zero_()  # the MLP starts as no correction at all
-            self.mlp[-1].bias.zero_()
+            last = typing.cast(nn.Linear, self.mlp[-1])
+            last.weight.zero_()  # the MLP starts as no correction at all
+            last.bias.zero_()
         self.quantised = False  # read the grids as stored (training)
 
     @property
@@ -428,7 +430,9 @@ def _best_start(
                 if error < best_error:
                     best, best_error = copy.deepcopy(model), error
                 break
-    return best or smallest
+    result = best or smallest
+    assert result is not None  # the loop keeps at least the smallest layout
+    return result
 
 
 def png_size(integer_pixels: np.ndarray, full_scale: float) -> int:

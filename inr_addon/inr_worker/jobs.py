@@ -187,6 +187,7 @@ def run_job(job_dir: Path) -> int:
         if spec.threads:
             torch.set_num_threads(spec.threads)
         progress = EventProgress(events)
+        field: StoredField | operations.CompositeField
         if spec.task in protocol.IMAGE_TASKS:
             run_image_job(job_dir, spec, progress)
             events.emit("done", width=spec.width, height=spec.height)
@@ -194,8 +195,9 @@ def run_job(job_dir: Path) -> int:
         if spec.task == "fit_shape":
             config = ShapeConfig(mode=spec.mode, thickness=spec.thickness, rounded=spec.rounded)
             views = read_views(job_dir / spec.views)
-            field = fit_shape(views, config, spec.preset, spec.device, progress)
-            save_field(job_dir / spec.field, field)
+            shaped = fit_shape(views, config, spec.preset, spec.device, progress)
+            save_field(job_dir / spec.field, shaped)
+            field = shaped
         elif spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
@@ -204,7 +206,7 @@ def run_job(job_dir: Path) -> int:
             check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, fitted)
-            field: StoredField | operations.CompositeField = fitted
+            field = fitted
         elif spec.task == "operate":
             field = operations.operate_job(job_dir, spec)
         else:

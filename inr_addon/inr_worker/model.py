@@ -71,6 +71,14 @@ class NeuralField(nn.Module):
     truncation, at the coarse grid's points (quantised to uint8 here, so that a stored field reads the same).
     """
 
+    # buffers (register_buffer), declared for the type checker
+    brick_keys: torch.Tensor
+    inside: torch.Tensor
+    slots: torch.Tensor
+    coarse: torch.Tensor
+    corner_steps: torch.Tensor
+    curvature: torch.Tensor
+
     def __init__(
         self,
         config: FieldConfig,

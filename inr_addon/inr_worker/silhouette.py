@@ -221,14 +221,14 @@ class SilhouetteShape:
             )
             common = corners @ shape.rotation.T + shape.translation
             return common.min(0), common.max(0)
-        corners = []
+        found = []
         for shape in self.shapes:
             x0, y0 = shape.origin
             x1, y1 = shape.origin + (np.array(shape.signed.shape[::-1]) - 1) * shape.pixel
             for x in (x0, x1):
                 for y in (y0, y1):
-                    corners.append(shape.rotation @ np.array([x, y, 0.0]) + shape.translation)
-        corners = np.array(corners)
+                    found.append(shape.rotation @ np.array([x, y, 0.0]) + shape.translation)
+        corners = np.array(found)
         centre, half = (corners.min(0) + corners.max(0)) / 2, (corners.max(0) - corners.min(0)).max() * 0.75
         return self._search_bounds(centre - half, centre + half)
 

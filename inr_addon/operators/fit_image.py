@@ -3,6 +3,8 @@ inflated (``SILHOUETTE``) or the visual hull of two or three image Empties (``HU
 
 from __future__ import annotations
 
+import typing
+
 import bpy
 import numpy as np
 from mathutils import Matrix
@@ -134,7 +136,12 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
         if self.mode == "SILHOUETTE":
             if self.image:
                 return [(active if image_data.is_image_empty(active) else None, self._named_image())]
-            return [(self._active_empty(context), image_data.checked_image(active.data, active.name))]
+            return [
+                (
+                    self._active_empty(context),
+                    image_data.checked_image(typing.cast(bpy.types.Image | None, active.data), active.name),
+                )
+            ]
         empties = [obj for obj in context.selected_objects if image_data.is_image_empty(obj)]
         if image_data.is_image_empty(active):
             empties = [active] + [obj for obj in empties if obj != active]
@@ -152,7 +159,10 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
                         f"HULL: {empties[first].name} and {empties[second].name} look along the same axis; "
                         "use views from different sides (front, side, top)"
                     )
-        return [(empty, image_data.checked_image(empty.data, empty.name)) for empty in empties]
+        return [
+            (empty, image_data.checked_image(typing.cast(bpy.types.Image | None, empty.data), empty.name))
+            for empty in empties
+        ]
 
     def _active_empty(self, context: bpy.types.Context) -> bpy.types.Object:
         active = context.active_object
@@ -167,7 +177,7 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
         return active
 
     def _named_image(self) -> bpy.types.Image:
-        image = bpy.data.images.get(self.image)
+        image: bpy.types.Image | None = bpy.data.images.get(self.image)
         if image is None:
             raise runner.JobError(f"there is no image named {self.image!r}")
         return image_data.checked_image(image, self.image)
@@ -177,7 +187,7 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
             image, empty = self._named_image(), None
         else:
             empty = self._active_empty(context)
-            image = image_data.checked_image(empty.data, empty.name)
+            image = image_data.checked_image(typing.cast(bpy.types.Image | None, empty.data), empty.name)
         width = self.resolution or image.size[0]
         check_image_width(width)
         key = empty.name if empty is not None else image.name
@@ -194,7 +204,7 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
             device=get_preferences(context).device,
             steps=self.steps,
             width=width,
-            height=image_height(width, tuple(image.size)),
+            height=image_height(width, (image.size[0], image.size[1])),
         )
         return runner.WorkerJob(jobs_root(), key, spec, python, {protocol.IMAGE_FILE: {"pixels": pixels}})
 
@@ -205,7 +215,7 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
             self._apply_shape(context, job)
 
     def _apply_image(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        source = bpy.data.images.get(self._image_name)
+        source: bpy.types.Image | None = bpy.data.images.get(self._image_name)
         if source is None:
             raise runner.JobError(f"the image {self._image_name} was removed during the fit")
         with np.load(job.directory / protocol.RENDERED_FILE) as rendered:
@@ -232,7 +242,7 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
         )
 
     def _apply_shape(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        empties = [bpy.data.objects.get(name) for name in self._empty_names]
+        empties: list[bpy.types.Object | None] = [bpy.data.objects.get(name) for name in self._empty_names]
         if any(empty is None for empty in empties):
             raise runner.JobError("a reference image Empty was removed during the fit")
         with np.load(job.directory / protocol.SURFACE_FILE) as surface:
@@ -275,7 +285,7 @@ def write_image(image: bpy.types.Image | None, name: str, pixels: np.ndarray) ->
         image.scale(width, height)
     rgba = np.ones((height, width, 4), np.float32)
     rgba[..., :channels] = pixels
-    image.pixels.foreach_set(rgba.ravel())
+    image.pixels.foreach_set(rgba.ravel())  # type: ignore[attr-defined]  # the stubs type pixels as float
     image.update()
     image.pack()
     return image

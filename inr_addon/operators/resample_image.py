@@ -3,6 +3,8 @@ the field stored with it, without training."""
 
 from __future__ import annotations
 
+import typing
+
 import bpy
 import numpy as np
 
@@ -30,12 +32,12 @@ class INR_OT_resample_image(WorkerJobOperator, bpy.types.Operator):
 
     def start_job(self, context: bpy.types.Context) -> runner.WorkerJob:
         if self.image:
-            image = bpy.data.images.get(self.image)
+            image: bpy.types.Image | None = bpy.data.images.get(self.image)
             if image is None:
                 raise runner.JobError(f"there is no image named {self.image!r}")
         else:
             active = context.active_object
-            image = active.data if image_data.is_image_empty(active) else None
+            image = typing.cast(bpy.types.Image, active.data) if image_data.is_image_empty(active) else None
             if image is None:
                 raise runner.JobError("name an image made by Fit (image=...) or make its image Empty active")
         field = image.get(IMAGE_FIELD_KEY)
@@ -57,7 +59,7 @@ class INR_OT_resample_image(WorkerJobOperator, bpy.types.Operator):
         return runner.WorkerJob(jobs_root(), image.name, spec, python, {protocol.IMAGE_FIELD_FILE: bytes(field)})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        image = bpy.data.images.get(job.key)
+        image: bpy.types.Image | None = bpy.data.images.get(job.key)
         if image is None:
             raise runner.JobError(f"the image {job.key} was removed during the resampling")
         with np.load(job.directory / protocol.RENDERED_FILE) as rendered:
