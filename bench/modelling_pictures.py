@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tools"))
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[2] / "shared" / "tools"),
+    str(Path(__file__).resolve().parents[1] / "scripts"),
+]
+import headless
 from meshmetrics import edge_counts
 
 PANELS = [
@@ -64,13 +68,7 @@ def main() -> None:
     scene.camera = bpy.context.active_object
     scene.camera.data.type = "ORTHO"
     scene.camera.data.ortho_scale = SPACING * len(PANELS) + 0.2
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.display.shading.light = "STUDIO"
-    scene.display.shading.color_type = "OBJECT"
-    scene.display.shading.background_type = "VIEWPORT"
-    scene.display.shading.background_color = (1.0, 1.0, 1.0)
-    scene.display.shading.show_cavity = True
-    scene.render.resolution_x, scene.render.resolution_y = 1600, 640
+    headless.workbench_settings(scene, 1600, 640)
     scene.render.filepath = str(args.out.resolve())
     bpy.ops.render.render(write_still=True)
     print(f"wrote {args.out}")

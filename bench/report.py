@@ -7,6 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import median
 
+import headless
+
 FLOOR, VOXEL = "exact-SDF floor", "Voxel Remesh"
 
 
@@ -169,12 +171,6 @@ def contact_sheet(bpy, objects: list, labels: list[str], path: Path) -> None:
     camera.data.ortho_scale = 4.2 * spacing
     scene = bpy.context.scene
     scene.camera = camera
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.display.shading.light = "STUDIO"
-    scene.display.shading.color_type = "OBJECT"
-    scene.display.shading.background_type = "VIEWPORT"
-    scene.display.shading.background_color = (1.0, 1.0, 1.0)
-    scene.display.shading.show_cavity = True
-    scene.render.resolution_x, scene.render.resolution_y = 1600, 480
+    headless.workbench_settings(scene, 1600, 480)
     scene.render.filepath = str(path.resolve())
     bpy.ops.render.render(write_still=True)

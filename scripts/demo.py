@@ -13,6 +13,7 @@ import math
 import time
 from pathlib import Path
 
+import headless
 import numpy as np
 from headless import start_blender
 
@@ -129,13 +130,7 @@ def add_labels_camera_light(bpy, objects: list) -> None:
     camera.data.lens = 40
     scene = bpy.context.scene
     scene.camera = camera
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.display.shading.light = "STUDIO"
-    scene.display.shading.color_type = "OBJECT"
-    scene.display.shading.background_type = "VIEWPORT"
-    scene.display.shading.background_color = (1.0, 1.0, 1.0)
-    scene.display.shading.show_cavity = True
-    scene.render.resolution_x, scene.render.resolution_y = 1500, 1050
+    headless.workbench_settings(scene, 1500, 1050)
 
 
 def main() -> None:

@@ -37,3 +37,12 @@ def mesh_arrays(obj) -> tuple[np.ndarray, np.ndarray]:
     triangles = np.empty(len(mesh.loop_triangles) * 3, np.int32)
     mesh.loop_triangles.foreach_get("vertices", triangles)
     return vertices.reshape(-1, 3).astype(np.float64), triangles.reshape(-1, 3).astype(np.int64)
+
+
+def workbench_settings(scene, width: int, height: int) -> None:
+    """The project's pictures: Workbench, studio light, object colours, cavity, on white, at width x height."""
+    scene.render.engine = "BLENDER_WORKBENCH"
+    shading = scene.display.shading
+    shading.light, shading.color_type, shading.show_cavity = "STUDIO", "OBJECT", True
+    shading.background_type, shading.background_color = "VIEWPORT", (1.0, 1.0, 1.0)
+    scene.render.resolution_x, scene.render.resolution_y = width, height
