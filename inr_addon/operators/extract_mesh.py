@@ -5,14 +5,13 @@ from __future__ import annotations
 import typing
 
 import bpy
-import numpy as np
 
 from .. import field_store, image_data, mesh_data, runner
 from ..inr_worker import memory, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import resolution_property
 from .fit_mesh import check_resolution
-from .job_operator import WorkerJobOperator, jobs_root
+from .job_operator import WorkerJobOperator, jobs_root, read_surface
 
 
 class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
@@ -69,8 +68,7 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         target: bpy.types.Object | None = bpy.data.objects.get(job.key)
         if target is None or not isinstance(target.data, bpy.types.Mesh):
             raise runner.JobError(f"the object {job.key} was removed during the extraction")
-        with np.load(job.directory / protocol.SURFACE_FILE) as surface:
-            vertices, triangles = surface["vertices"], surface["triangles"]
+        vertices, triangles = read_surface(job)
         mesh_data.fill_mesh(target.data, vertices, triangles)
         image_data.paint_colours(target)  # solids from reference images keep their colours
         target["inr_resolution"] = job.spec.resolution

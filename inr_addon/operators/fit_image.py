@@ -9,12 +9,12 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from .. import field_store, image_data, mesh_data, runner
+from .. import field_store, image_data, runner
 from ..inr_worker import protocol
 from ..preferences import get_preferences, worker_python_setting
 from ..properties import preset_property
 from .fit_mesh import SUFFIX, check_resolution
-from .job_operator import WorkerJobOperator, jobs_root
+from .job_operator import WorkerJobOperator, jobs_root, new_surface_object, read_surface, select_only
 
 MODE_ITEMS = [
     ("IMAGE", "Image", "Fit the picture as a field f(x, y) -> RGB(A) and write a new image <image>_inr from it"),
@@ -245,13 +245,10 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
         empties: list[bpy.types.Object | None] = [bpy.data.objects.get(name) for name in self._empty_names]
         if any(empty is None for empty in empties):
             raise runner.JobError("a reference image Empty was removed during the fit")
-        with np.load(job.directory / protocol.SURFACE_FILE) as surface:
-            vertices, triangles = surface["vertices"], surface["triangles"]
+        vertices, triangles = read_surface(job)
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
         name = job.key + SUFFIX
-        mesh = bpy.data.meshes.new(name)
-        mesh_data.fill_mesh(mesh, vertices, triangles)
-        result = bpy.data.objects.new(name, mesh)
+        result = new_surface_object(name, vertices, triangles)
         field_store.write_field(result, field, job.key, job.spec.preset, job.spec.resolution)
         result["inr_mode"] = job.spec.mode
         result[image_data.COLOUR_VIEWS_KEY] = self._colour_views
@@ -267,13 +264,6 @@ class INR_OT_fit_image(WorkerJobOperator, bpy.types.Operator):
             f"Fit {job.spec.mode.lower()} of {job.key}: {result.name} has {len(vertices)} vertices, "
             f"{len(triangles)} triangles",
         )
-
-
-def select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
-    for selected in context.selected_objects:
-        selected.select_set(False)
-    obj.select_set(True)
-    context.view_layer.objects.active = obj
 
 
 def write_image(image: bpy.types.Image | None, name: str, pixels: np.ndarray) -> bpy.types.Image:

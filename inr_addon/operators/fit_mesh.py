@@ -10,7 +10,7 @@ from .. import field_store, mesh_data, runner
 from ..inr_worker import memory, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import preset_property, resolution_property
-from .job_operator import WorkerJobOperator, jobs_root
+from .job_operator import WorkerJobOperator, jobs_root, new_surface_object, read_surface, select_only
 
 SUFFIX = "_inr"
 SELECTION_ITEMS = [
@@ -118,21 +118,15 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         source: bpy.types.Object | None = bpy.data.objects.get(job.key)
         if source is None:
             raise runner.JobError(f"the source object {job.key} was removed during the fit")
-        with np.load(job.directory / protocol.SURFACE_FILE) as surface:
-            vertices, triangles = surface["vertices"], surface["triangles"]
+        vertices, triangles = read_surface(job)
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
         name = source.name + SUFFIX
-        mesh = bpy.data.meshes.new(name)
-        mesh_data.fill_mesh(mesh, vertices, triangles)
-        result = bpy.data.objects.new(name, mesh)
+        result = new_surface_object(name, vertices, triangles)
         field_store.write_field(result, field, source.name, job.spec.preset, job.spec.resolution)
         collection = source.users_collection[0] if source.users_collection else context.scene.collection
         collection.objects.link(result)
         result.matrix_world = source.matrix_world.copy()
-        for selected in context.selected_objects:
-            selected.select_set(False)
-        result.select_set(True)
-        context.view_layer.objects.active = result
+        select_only(context, result)
         self.report(
             {"INFO"}, f"Fit {source.name}: {result.name} has {len(vertices)} vertices, {len(triangles)} triangles"
         )

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-import numpy as np
 
-from .. import field_store, mesh_data, runner
+from .. import field_store, runner
 from ..inr_worker import protocol
 from ..preferences import get_preferences, worker_python_setting
 from ..properties import resolution_property
 from .fit_mesh import SUFFIX, check_resolution
-from .job_operator import WorkerJobOperator, jobs_root
+from .job_operator import WorkerJobOperator, jobs_root, new_surface_object, read_surface, select_only
 
 
 class INR_OT_import_field(WorkerJobOperator, bpy.types.Operator):
@@ -59,18 +58,12 @@ class INR_OT_import_field(WorkerJobOperator, bpy.types.Operator):
         return runner.WorkerJob(jobs_root(), name, spec, python, {protocol.FIELD_FILE: data})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        with np.load(job.directory / protocol.SURFACE_FILE) as surface:
-            vertices, triangles = surface["vertices"], surface["triangles"]
+        vertices, triangles = read_surface(job)
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
-        mesh = bpy.data.meshes.new(job.key)
-        mesh_data.fill_mesh(mesh, vertices, triangles)
-        result = bpy.data.objects.new(job.key, mesh)
+        result = new_surface_object(job.key, vertices, triangles)
         source_name = job.key.removesuffix(SUFFIX)
         preset = protocol.check_field(field).get("preset", "")
         field_store.write_field(result, field, source_name, preset, job.spec.resolution)
         context.collection.objects.link(result)
-        for selected in context.selected_objects:
-            selected.select_set(False)
-        result.select_set(True)
-        context.view_layer.objects.active = result
+        select_only(context, result)
         self.report({"INFO"}, f"Imported {result.name}: {len(vertices)} vertices, {len(triangles)} triangles")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
+import numpy as np
 
-from .. import runner
+from .. import mesh_data, runner
 from ..inr_worker import protocol
 from ..preferences import ADDON_ID
 
@@ -30,6 +31,27 @@ def redraw_sidebars(context: bpy.types.Context) -> None:
         for area in window.screen.areas:
             if area.type == "VIEW_3D":
                 area.tag_redraw()
+
+
+def read_surface(job: runner.WorkerJob) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices and triangles that the job's worker wrote."""
+    with np.load(job.directory / protocol.SURFACE_FILE) as surface:
+        return surface["vertices"], surface["triangles"]
+
+
+def new_surface_object(name: str, vertices: np.ndarray, triangles: np.ndarray) -> bpy.types.Object:
+    """A new mesh object (not yet linked to a collection) holding the surface."""
+    mesh = bpy.data.meshes.new(name)
+    mesh_data.fill_mesh(mesh, vertices, triangles)
+    return bpy.data.objects.new(name, mesh)
+
+
+def select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
+    """Make ``obj`` the only selected object and the active one."""
+    for selected in context.selected_objects:
+        selected.select_set(False)
+    obj.select_set(True)
+    context.view_layer.objects.active = obj
 
 
 class WorkerJobOperator(bpy.types.Operator):

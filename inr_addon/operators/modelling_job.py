@@ -7,11 +7,11 @@ import bpy
 import mathutils
 import numpy as np
 
-from .. import field_store, mesh_data, runner
+from .. import field_store, runner
 from ..inr_worker import protocol
 from ..preferences import get_preferences, worker_python_setting
 from .fit_mesh import check_resolution
-from .job_operator import WorkerJobOperator, jobs_root
+from .job_operator import WorkerJobOperator, jobs_root, new_surface_object, read_surface, select_only
 
 
 def rigid_part(matrix: mathutils.Matrix) -> mathutils.Matrix:
@@ -76,21 +76,15 @@ class ModellingJobOperator(WorkerJobOperator):
         return runner.WorkerJob(jobs_root(), active.name, spec, python, files)
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
-        with np.load(job.directory / protocol.SURFACE_FILE) as surface:
-            vertices, triangles = surface["vertices"], surface["triangles"]
+        vertices, triangles = read_surface(job)
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
         active: bpy.types.Object | None = bpy.data.objects.get(self._names[0])
         name = self.result_name(self._names[0])
-        mesh = bpy.data.meshes.new(name)
-        mesh_data.fill_mesh(mesh, vertices, triangles)
-        result = bpy.data.objects.new(name, mesh)
+        result = new_surface_object(name, vertices, triangles)
         kind = job.spec.operation["kind"].lower()
         field_store.write_composite(result, field, f"{kind} of {', '.join(self._names)}", job.spec.resolution)
         collection = active.users_collection[0] if active is not None and active.users_collection else None
         (collection or context.scene.collection).objects.link(result)
         result.matrix_world = self._placement
-        for selected in context.selected_objects:
-            selected.select_set(False)
-        result.select_set(True)
-        context.view_layer.objects.active = result
+        select_only(context, result)
         self.report({"INFO"}, f"{self.action} made {result.name}: {len(vertices)} vertices, {len(triangles)} triangles")
