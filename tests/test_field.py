@@ -12,8 +12,9 @@ import torch
 from conftest import MESHES
 
 from inr_worker import protocol, sampling
+from inr_worker.extract import SAFETY
 from inr_worker.field_file import StoredField, load_field, save_field
-from inr_worker.model import COARSE_SLACK, FieldConfig, NeuralField
+from inr_worker.model import FieldConfig, NeuralField
 
 CONFIG = FieldConfig(resolution=64)
 
@@ -38,8 +39,8 @@ def test_band_is_exact_near_the_surface_and_close_and_safe_elsewhere(bunny_band)
     values = model.evaluate(torch.from_numpy(anywhere.astype(np.float32))).numpy()
     far = np.abs(exact) > 2 * CONFIG.cell
     assert (np.sign(values[far]) == np.sign(exact[far])).all()
-    # never claims much more room than there is (the extractor's SAFETY allows 1.2 times)
-    assert (np.abs(values[far]) <= COARSE_SLACK * np.abs(exact[far]) + 1e-6).all()
+    # never claims much more room than there is (the extractor's SAFETY allows 1.2 times; 1.05 measured here)
+    assert (np.abs(values[far]) <= SAFETY * np.abs(exact[far]) + 1e-6).all()
     beyond = (np.abs(exact) > 4 * CONFIG.cell) & (np.abs(exact) < model.truncation)
     assert np.abs(np.abs(values) - np.abs(exact))[beyond].mean() < 0.5 * CONFIG.cell  # and reads close to it
     assert (np.abs(values - exact)[~far] < 0.5 * CONFIG.cell).all()

@@ -15,7 +15,7 @@ from meshmetrics import compare_arrays, edge_counts
 from test_extract import active_cells, dense_surface, hausdorff, same_cells
 
 from inr_worker import extract as extraction
-from inr_worker import protocol, sampling
+from inr_worker import operations, protocol, sampling
 from inr_worker.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
 from inr_worker.model import FieldConfig
@@ -138,6 +138,19 @@ def test_cli_fits_and_extracts_an_open_mesh(tmp_path):
     assert extracted.returncode == 0, extracted.stderr
     triangles = igl.read_triangle_mesh(str(out))[1]
     assert edge_counts(triangles) == (0, 0) and len(triangles) > 1000
+    # a composite file (what Combine, Offset and Morph store) extracts the same way
+    data = field_path.read_bytes()
+    grown = operations.build(
+        operations.Operation("OFFSET", distance=0.05), [operations.PlacedInput(data, load_field(field_path), np.eye(4))]
+    )
+    operations.save_composite(tmp_path / "grown.safetensors", grown)
+    extracted = run_cli("extract", str(tmp_path / "grown.safetensors"), "--resolution", "48", "--out", str(out))
+    assert extracted.returncode == 0, extracted.stderr
+    grown_vertices, grown_triangles = igl.read_triangle_mesh(str(out))[:2]
+    assert edge_counts(grown_triangles) == (0, 0)
+    assert (
+        np.ptp(grown_vertices, 0).max() > np.ptp(igl.read_triangle_mesh(str(MESHES / "cube_no_bottom.obj"))[0], 0).max()
+    )
 
 
 def test_cli_bad_input_is_one_line_and_non_zero(tmp_path):

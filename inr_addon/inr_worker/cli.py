@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from . import protocol
-from .field_file import load_field, save_field
-from .jobs import USER_ERRORS, extract, fit, run_job
+from .field_file import save_field
+from .jobs import USER_ERRORS, extract_any, fit, run_job
+from .operations import load_any_field
 from .progress import TerminalProgress
 from .train import pick_device
 
@@ -57,12 +58,12 @@ def _command_fit(args: argparse.Namespace) -> None:
 
 
 def _command_extract(args: argparse.Namespace) -> None:
-    _extract_to(load_field(args.field), args)
+    _extract_to(load_any_field(args.field), args)
 
 
 def _extract_to(field, args: argparse.Namespace) -> None:
     started = time.monotonic()
-    vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress())
+    vertices, triangles = extract_any(field, args.resolution, args.device, TerminalProgress())
     _write_mesh(args.out, vertices, triangles)
     print(
         f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser.add_argument("--device", **device)
     fit_parser.set_defaults(run=_command_fit)
 
-    extract_parser = commands.add_parser("extract", help="extract a fitted field's surface")
+    extract_parser = commands.add_parser(
+        "extract", help="extract the surface of a fitted or a composite field (combine, offset, morph)"
+    )
     extract_parser.add_argument("field", type=Path)
     extract_parser.add_argument("--out", type=Path, required=True, help="mesh file to write (.obj, .ply, ...)")
     extract_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")

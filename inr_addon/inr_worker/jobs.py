@@ -160,6 +160,18 @@ def extract(
     return field.frame.from_unit(vertices), triangles
 
 
+def extract_any(
+    field: StoredField | operations.CompositeField,
+    resolution: int,
+    device: str = "AUTO",
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The surface of a fitted or a composite field, in its object's coordinates."""
+    if isinstance(field, operations.CompositeField):
+        return operations.extract_composite(field, resolution, device, progress)
+    return extract(field, resolution, device, progress)
+
+
 def _watch_parent(parent_pid: int) -> None:
     """End this process when the process that started it is gone."""
     if sys.platform.startswith("linux"):
@@ -211,10 +223,7 @@ def run_job(job_dir: Path) -> int:
             field = operations.operate_job(job_dir, spec)
         else:
             field = operations.load_any_field(job_dir / spec.field)
-        if isinstance(field, operations.CompositeField):
-            vertices, triangles = operations.extract_composite(field, spec.resolution, spec.device, progress)
-        else:
-            vertices, triangles = extract(field, spec.resolution, spec.device, progress)
+        vertices, triangles = extract_any(field, spec.resolution, spec.device, progress)
         write_surface(job_dir / spec.surface, vertices, triangles)
         events.emit("done", vertices=len(vertices), triangles=len(triangles))
         return 0

@@ -4,9 +4,10 @@ A fine grid of cell ``1 / resolution`` covers the domain ``[-DOMAIN_HALF_EXTENT,
 and is cut into bricks of ``brick^3`` points. Only the bricks of the narrow band around the surface
 hold values (initialised from the exact signed distance, then fitted to the distance between the grid
 points, and stored as int8); every other brick holds one bit, inside or outside. Beyond the band a coarse
-dense grid of the exact distance (clamped to ``truncation``, stored as uint8) gives the magnitude, its
-trilinear value kept within COARSE_SLACK of a lower bound of the truth, so that the field reads as a signed
-distance saturating at ``truncation`` and a value ``v`` proves that no surface lies within ``|v| / COARSE_SLACK``.
+dense grid of the exact distance (clamped to ``truncation``, stored as uint8, its sign read from the fine
+grid) gives the value by trilinear interpolation of the signed distance, so that the field reads as a
+signed distance saturating at ``truncation``, close to the truth right beyond the band as well as far out
+(what offsets, shells and morphs need).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from .protocol import DOMAIN_HALF_EXTENT, bricks_per_side
 TRUNCATION = 0.1  # far from the surface the field saturates at +-TRUNCATION (unit frame)
 COARSE_CODES = 255  # the coarse distances' uint8 codes span [0, TRUNCATION]
 FAR_SHARE = 0.5  # where the band's value exceeds this share of its clamp, the coarse distance may raise it
-COARSE_SLACK = 1.1  # the coarse distance overstates the truth by at most this factor (the extractor allows 1.2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +76,7 @@ class NeuralField(nn.Module):
     inside: torch.Tensor
     slots: torch.Tensor
     coarse: torch.Tensor
+    coarse_signed: torch.Tensor
     corner_steps: torch.Tensor
     curvature: torch.Tensor
 
@@ -102,6 +103,7 @@ class NeuralField(nn.Module):
         self.register_buffer("corner_steps", torch.tensor([0, 1]), persistent=False)
         self._side = side
         self.register_buffer("curvature", torch.zeros(0), persistent=False)
+        self.register_buffer("coarse_signed", torch.zeros(0), persistent=False)
         self.update_curvature()
 
     def _point_values(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,6 +139,16 @@ class NeuralField(nn.Module):
             valid &= torch.stack([after, before, centre]).abs().amax(0) < 0.99 * config.band
             differences.append(torch.where(valid, after - 2 * centre + before, 0.0))
         self.curvature = torch.stack(differences, 1)
+        self._sign_coarse()
+
+    @torch.no_grad()
+    def _sign_coarse(self) -> None:
+        """The coarse distances with the fine grid's sign at each coarse point (inside bits or band values)."""
+        side = self.config.coarse_points
+        axis = torch.arange(side, device=self.coarse.device) * self.config.coarse_spacing - DOMAIN_HALF_EXTENT
+        points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        inside = torch.cat([self.fine(points[start : start + 262_144]) < 0 for start in range(0, len(points), 262_144)])
+        self.coarse_signed = torch.where(inside, -self.coarse, self.coarse)
 
     def interpolation(self, points: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """How the fine grid's trilinear interpolation reads ``points``: per point and corner (N, 8),
@@ -175,30 +187,21 @@ class NeuralField(nn.Module):
         return linear - 0.5 * (weight * (1 - weight) * second).sum(1)
 
     def coarse_distance(self, points: torch.Tensor) -> torch.Tensor:
-        """The distance from ``points`` to the surface read from the coarse grid: its trilinear value, but
-        never more than COARSE_SLACK times a lower bound of the truth.
+        """The signed distance at ``points`` read from the coarse grid (trilinear), saturating at the truncation.
 
-        Interpolating the distance ``d`` with weights ``w`` over corners ``e`` away overstates it by at most
-        ``sum w |e|`` <= ``h sqrt(s)``, and by at most ``sum w |e|^2 / 2d`` = ``h^2 s / 2d``, where ``h`` is the
-        spacing and ``s`` the sum over the axes of ``t (1 - t)``; so the value ``c`` (less half a code) bounds
-        ``d`` from below by ``c - h sqrt(s)`` and, where it is the only root allowed, by the larger root of
-        ``d^2 - c d + h^2 s / 2``. Near sharp convex edges this matters; elsewhere ``c`` is close to ``d``.
+        A signed distance interpolates smoothly through the surface, so beyond the band this is off by
+        the grid's curvature error (a small part of a fine cell on smooth shapes) and the uint8 step; it
+        overstates the truth only near features thinner than the coarse spacing.
         """
         config, side = self.config, self.config.coarse_points
-        spacing = config.coarse_spacing
-        position = ((points + DOMAIN_HALF_EXTENT) / spacing).clamp(0, side - 1)
+        position = ((points + DOMAIN_HALF_EXTENT) / config.coarse_spacing).clamp(0, side - 1)
         low = position.floor().clamp(max=side - 2)
         weight = position - low
         corner = low.long()[:, :, None] + self.corner_steps
         index = _outer(corner[:, 0] * side * side, corner[:, 1] * side, corner[:, 2], torch.add)
         axis_weights = torch.stack([1 - weight, weight], 2)
         factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
-        value = (factors * self.coarse[index]).sum(1) - (0.5 * TRUNCATION / COARSE_CODES + 1e-6)
-        spread = (weight * (1 - weight)).sum(1) * spacing**2
-        linear = value - spread.sqrt()
-        quadratic = 0.5 * (value + (value * value - 2 * spread).clamp(min=0).sqrt())
-        bound = torch.where(value * value > 2.25 * spread, torch.maximum(linear, quadratic), linear)
-        return torch.minimum(value, COARSE_SLACK * bound)
+        return (factors * self.coarse_signed[index]).sum(1).clamp(-TRUNCATION, TRUNCATION)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         fine = self.fine(points)
@@ -206,8 +209,9 @@ class NeuralField(nn.Module):
         far = torch.nonzero(fine.detach().abs() >= FAR_SHARE * self.config.band).squeeze(1)
         if not len(far):
             return fine
-        coarse = self.coarse_distance(points[far])
-        return fine.index_put((far,), torch.sign(fine[far]) * torch.maximum(fine[far].abs(), coarse))
+        sign = torch.sign(fine[far])
+        coarse = sign * self.coarse_distance(points[far])  # negative where the coarse grid sees the other side
+        return fine.index_put((far,), sign * torch.maximum(fine[far].abs(), coarse))
 
     @torch.inference_mode()
     def evaluate(self, points: torch.Tensor, batch: int = 262_144) -> torch.Tensor:

@@ -39,8 +39,8 @@ KINDS = (*BOOLEANS, "OFFSET", "MORPH")
 BURIED_WINDING = 0.75  # a face whose centre has a larger winding number against the other parts is inside them
 SPLIT_DIVISIONS = 64  # before that test, triangles are split until no edge exceeds this share of the size
 MAX_SPLITS = 8
-MORPH_PLATEAU = 0.5  # a morph clamps both inputs at this share of what they know (their far values are rough)
-MORPH_TIE_BREAK = 0.05  # and, between the inputs, leans outside: at 0.5 opposite plateaus must not cancel to 0
+MORPH_TIE_BREAK = 0.05  # a morph leans outside by this share of the inputs' reach: opposite plateaus must not cancel
+MORPH_ISLAND_SHARE = 0.01  # a morph drops closed pieces and bubbles under this share of its largest solid's volume
 USABLE_TRUNCATION = 0.8  # blends and offsets may use this share of what the fields know
 
 
@@ -200,9 +200,8 @@ class CompositeModel:
             if self.shell > 0:
                 result = torch.maximum(result, -result - self.shell)
         else:  # MORPH: on a common plateau, so that where both fields are saturated the factor decides cleanly
-            plateau = MORPH_PLATEAU * self.truncation
-            first, second = (value.clamp(-plateau, plateau) for value in values)
-            lean = MORPH_TIE_BREAK * plateau * 4 * self.factor * (1 - self.factor)  # 0 at the inputs themselves
+            first, second = (value.clamp(-self.truncation, self.truncation) for value in values)
+            lean = MORPH_TIE_BREAK * self.truncation * 4 * self.factor * (1 - self.factor)  # 0 at the inputs
             result = (1 - self.factor) * first + self.factor * second + lean
         return result.clamp(-self.truncation, self.truncation)
 
@@ -355,14 +354,27 @@ def _empty_message(operation: Operation) -> str:
     return "nothing is left: the shapes do not overlap"
 
 
-def has_cavity(vertices: np.ndarray, triangles: np.ndarray) -> bool:
-    """True when a connected part of the closed surface is wound inwards (encloses a cavity)."""
+def surface_pieces(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each triangle's connected piece of a closed surface, and each piece's signed volume (< 0: a cavity)."""
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]]])
     graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(vertices),) * 2)
     _, labels = connected_components(graph, directed=False)
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
-    volumes = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6
-    return bool((np.bincount(labels[triangles[:, 0]], weights=volumes) < 0).any())
+    pieces = labels[triangles[:, 0]]
+    return pieces, np.bincount(pieces, weights=np.einsum("ij,ij->i", a, np.cross(b, c)) / 6)
+
+
+def has_cavity(vertices: np.ndarray, triangles: np.ndarray) -> bool:
+    """True when a connected part of the closed surface is wound inwards (encloses a cavity)."""
+    return bool((surface_pieces(vertices, triangles)[1] < 0).any())
+
+
+def drop_islands(vertices: np.ndarray, triangles: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """The closed surface without its pieces (solids or cavities) under ``share`` of its largest solid's volume."""
+    pieces, volumes = surface_pieces(vertices, triangles)
+    kept = np.abs(volumes[pieces]) >= share * volumes.max()
+    used, triangles = np.unique(triangles[kept], return_inverse=True)
+    return vertices[used], triangles.reshape(-1, 3)
 
 
 def extract_composite(
@@ -382,6 +394,8 @@ def extract_composite(
         raise OperationError(
             f"the shell of {field.operation.shell:g} is thicker than the shape: no cavity is left inside it"
         )
+    if field.operation.kind == "MORPH":  # where a thin part fades out, its ridge can leave specks
+        vertices, triangles = drop_islands(vertices, triangles, MORPH_ISLAND_SHARE)
     return field.frame.from_unit(vertices), triangles
 
 
