@@ -45,7 +45,8 @@ demo: $(ZIP)
 bench: $(ZIP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) bench/bench.py --zip $(ZIP) --out bench/results --floor-cache bench/results/floor_cache.json $(BENCH_ARGS)
-	$(PY) bench/modelling.py --out out/bench-modelling
+	$(PY) bench/modelling.py --out out/bench-modelling --results bench/results/modelling --resolution 256
+	$(PY) bench/modelling.py --out out/bench-modelling-512 --results bench/results/modelling --resolution 512
 
 clean:
 	rm -rf build dist out

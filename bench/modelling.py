@@ -1,16 +1,19 @@
 """Benchmark: modelling with fitted fields (combine, blend, offset, shell, morph) against exact references,
 and Blender's Boolean modifier (Exact) on the same inputs, closed and open.
 
-    python bench/modelling.py --out out/bench-modelling [--preset BALANCED] [--resolution 256]
+    python bench/modelling.py [--out out/bench-modelling] [--results bench/results/modelling] [--preset BALANCED]
+                              [--resolution 256]
 
 Fits run in-process through the worker library (``inr_worker.jobs.fit``); operations through
 ``inr_worker.operations`` (no worker start-up in the times). References are the exact booleans of the
-sources' winding-number solids, sampled at random points. Writes results.json and results.md to --out.
+sources' winding-number solids, sampled at random points. Writes the fields and surfaces (for
+bench/modelling_pictures.py) to --out, and results-<cases>-<resolution>.json and .md to --results.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -24,8 +27,6 @@ SHARED = ROOT.parent / "shared"
 sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "inr_addon")]
 
 from meshmetrics import edge_counts
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from inr_worker import operations
 from inr_worker.field_file import load_field, save_field
@@ -89,18 +90,40 @@ def components(vertices: np.ndarray, triangles: np.ndarray) -> tuple[int, int]:
     """Connected surfaces, and how many of them wind inwards (cavities)."""
     if len(triangles) == 0:
         return 0, 0
-    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]]])
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(vertices),) * 2)
-    _, labels = connected_components(graph, directed=False)
-    a, b, c = (vertices[triangles[:, i]] for i in range(3))
-    volumes = np.bincount(labels[triangles[:, 0]], weights=np.einsum("ij,ij->i", a, np.cross(b, c)) / 6)
-    used = np.unique(labels[triangles[:, 0]])
-    return len(used), int((volumes[used] < 0).sum())
+    volumes = operations.surface_pieces(vertices, triangles)[1]
+    used = volumes != 0
+    return int(used.sum()), int((volumes[used] < 0).sum())
+
+
+def edge_angles(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Midpoints of the interior edges of a closed mesh and the angle (degrees) between their faces' normals."""
+    corners = vertices[triangles]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    faces = np.tile(np.arange(len(triangles)), 3)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))
+    edges, faces = edges[order], faces[order]
+    pair = (edges[:-1] == edges[1:]).all(1)
+    first, second = faces[:-1][pair], faces[1:][pair]
+    cosine = np.clip(np.einsum("ij,ij->i", normals[first], normals[second]), -1, 1)
+    return vertices[edges[:-1][pair]].mean(1), np.degrees(np.arccos(cosine))
 
 
 def signed_distance(points: np.ndarray, mesh: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     squared = igl.point_mesh_squared_distance(points, mesh[0], mesh[1])[0]
     return np.where(inside(mesh, points), -1.0, 1.0) * np.sqrt(squared)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """What re-extracting inputs took: wall seconds and the triangles made."""
+
+    seconds: float
+    triangles: int
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.seconds + other.seconds, self.triangles + other.triangles)
 
 
 class Bench:
@@ -109,8 +132,8 @@ class Bench:
         self.rng = np.random.default_rng(0)
         self.rows: list[dict] = []
 
-    def fitted(self, name: str) -> tuple[operations.PlacedInput, tuple[np.ndarray, np.ndarray], float]:
-        """The fitted input (identity placement), its source mesh and its re-extraction time."""
+    def fitted(self, name: str) -> tuple[operations.PlacedInput, tuple[np.ndarray, np.ndarray], Cost]:
+        """The fitted input (identity placement), its source mesh and its re-extraction's cost."""
         source = read(name)
         path = self.folder / f"{Path(name).stem}.safetensors"
         if self.reuse and path.is_file():
@@ -122,8 +145,9 @@ class Bench:
             save_field(path, field)
         data = path.read_bytes()
         started = time.monotonic()
-        extract(field, self.resolution, "CPU")
-        return operations.PlacedInput(data, field, np.eye(4)), source, time.monotonic() - started
+        triangles = extract(field, self.resolution, "CPU")[1]
+        cost = Cost(time.monotonic() - started, len(triangles))
+        return operations.PlacedInput(data, field, np.eye(4)), source, cost
 
     def run(self, operation: operations.Operation, inputs: list[operations.PlacedInput]):
         started = time.monotonic()
@@ -131,14 +155,16 @@ class Bench:
         vertices, triangles = operations.extract_composite(composite, self.resolution, "CPU")
         return (vertices, triangles), time.monotonic() - started, composite
 
-    def record(self, case: str, result, seconds: float, inputs_s: float, **figures) -> None:
+    def record(self, case: str, result, seconds: float, inputs: Cost, **figures) -> None:
         boundary, nonmanifold = edge_counts(result[1])
         surfaces, cavities = components(*result)
         row = {
             "case": case,
             "seconds": round(seconds, 2),
-            "inputs_reextract_s": round(inputs_s, 2),
-            "time_ok": seconds <= inputs_s + 1.0,
+            "inputs_reextract_s": round(inputs.seconds, 2),
+            "time_ok": seconds <= inputs.seconds + 1.0,
+            "triangles": len(result[1]),
+            "inputs_triangles": inputs.triangles,
             "boundary_edges": boundary,
             "nonmanifold_edges": nonmanifold,
             "surfaces": surfaces,
@@ -149,11 +175,11 @@ class Bench:
         self.rows.append(row)
 
     def booleans(self, label: str, first: str, second: str, where: np.ndarray, blender_booleans) -> None:
-        a, source_a, time_a = self.fitted(first)
+        a, source_a, cost_a = self.fitted(first)
         if second == first:
-            b_field, source_b, time_b = a, source_a, time_a
+            b_field, source_b, cost_b = a, source_a, cost_a
         else:
-            b_field, source_b, time_b = self.fitted(second)
+            b_field, source_b, cost_b = self.fitted(second)
         b = operations.PlacedInput(b_field.data, b_field.field, where)
         world_b = moved(source_b, where)
         points = box_points(source_a, world_b, rng=self.rng)
@@ -168,7 +194,7 @@ class Bench:
                 f"{label} {kind.lower()}",
                 result,
                 seconds,
-                time_a + time_b,
+                cost_a + cost_b,
                 iou=score,
                 blender_exact_iou=blender_score,
                 blender_boundary_edges=blender_edges[0],
@@ -182,11 +208,11 @@ class Bench:
                 blender_v=blender[0],
                 blender_f=blender[1],
             )
-        self.inputs = (a, b, source_a, world_b, time_a + time_b, points)
-        self.single_time = time_a
+        self.inputs = (a, b, source_a, world_b, cost_a + cost_b, points)
+        self.single_cost = cost_a
 
     def blend(self) -> None:
-        a, b, source_a, world_b, inputs_s, _ = self.inputs
+        a, b, source_a, world_b, inputs, _ = self.inputs
         size = np.ptp(source_a[0], 0).max()
         radius = 0.03 * size
         sharp, _, _ = self.run(operations.Operation("UNION"), [a, b])
@@ -196,21 +222,30 @@ class Bench:
         near_curve = (np.abs(signed_distance(blended[0], source_a)) < 2 * radius) & (
             np.abs(signed_distance(blended[0], world_b)) < 2 * radius
         )
+        creases = {}  # the sharpest bend between faces within r of both sources' surfaces: the crease, or its fillet
+        for name, mesh in (("sharp", sharp), ("blended", blended)):
+            middles, angles = edge_angles(*mesh)
+            on_curve = (np.abs(signed_distance(middles, source_a)) < radius) & (
+                np.abs(signed_distance(middles, world_b)) < radius
+            )
+            creases[f"{name}_p99_angle_near_curve_deg"] = float(np.percentile(angles[on_curve], 99))
+            creases[f"{name}_p99_angle_elsewhere_deg"] = float(np.percentile(angles[~on_curve], 99))
         self.record(
             "union blend",
             blended,
             seconds,
-            inputs_s,
+            inputs,
             radius=float(radius),
             cell=float(cell),
             max_shift_outside_2r=float(shift[~near_curve].max()),
             share_moved_over_a_cell_outside_2r=float((shift[~near_curve] > cell).mean()),
             max_shift_near_curve=float(shift[near_curve].max()),
+            **creases,
         )
 
     def offsets(self) -> None:
         a, _, source_a, _, _, _ = self.inputs
-        time_a = self.single_time
+        cost_a = self.single_cost
         size = np.ptp(source_a[0], 0).max()
         for fraction in (0.01, -0.01, 0.04, -0.04):  # 0.01: a few cells, right beyond the narrow band
             distance = fraction * size
@@ -221,7 +256,7 @@ class Bench:
                 f"offset {fraction:+.2f} x size",
                 result,
                 seconds,
-                time_a,
+                cost_a,
                 distance=float(distance),
                 cell=float(cell),
                 mean_error=float(error.mean()),
@@ -235,7 +270,7 @@ class Bench:
             "shell 0.04 x size",
             result,
             seconds,
-            time_a,
+            cost_a,
             wall=float(wall),
             cavity_depth_median=float(np.median(depth[cavity])),
             wall_error_median=float(abs(np.median(depth[cavity]) - wall) / wall),
@@ -243,8 +278,8 @@ class Bench:
         )
 
     def morph(self, first: str, second: str) -> None:
-        a, source_a, time_a = self.fitted(first)
-        b_input, source_b, time_b = self.fitted(second)
+        a, source_a, cost_a = self.fitted(first)
+        b_input, source_b, cost_b = self.fitted(second)
         where = place_beside(source_a, source_b, (0, 0, 30), np.zeros(3))
         b = operations.PlacedInput(b_input.data, b_input.field, where)
         own_a = extract(a.field, self.resolution, "CPU")
@@ -255,7 +290,8 @@ class Bench:
             figures = {"factor": factor}
             if factor in (0.0, 1.0):
                 figures["iou_vs_input"] = iou(inside(result, points), inside(own_a if factor == 0 else own_b, points))
-            self.record(f"morph {factor:.2f}", result, seconds, time_a + time_b, **figures)
+            self.record(f"morph {factor:.2f}", result, seconds, cost_a + cost_b, **figures)
+            np.savez(self.folder / f"morph_{factor:.2f}.npz", ours_v=result[0], ours_f=result[1])
 
 
 def blender_boolean_factory():
@@ -294,13 +330,15 @@ def write_markdown(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out/bench-modelling"))
+    parser.add_argument("--out", type=Path, default=Path("out/bench-modelling"), help="fields and surfaces")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "modelling", help="tables")
     parser.add_argument("--preset", default="BALANCED")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--reuse-fields", action="store_true", help="use the fields a previous run left in --out")
     parser.add_argument("--cases", nargs="+", default=["closed", "open", "morph"], help="closed, open, morph")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     blender_boolean = blender_boolean_factory()
     bench = Bench(args.preset, args.resolution, args.out, args.reuse_fields)
     spot, bunny, camel = read("spot.obj"), read("bunny_closed_hr.obj"), read("camelhead.obj")
@@ -314,11 +352,12 @@ def main() -> None:
         bench.booleans("open camelhead x2", "camelhead.obj", "camelhead.obj", beside, blender_boolean)
     if "morph" in args.cases:
         bench.morph("spot.obj", "bunny_closed_hr.obj")
-    (args.out / f"results-{'-'.join(args.cases)}.json").write_text(
+    name = f"results-{'-'.join(args.cases)}-{args.resolution}"
+    (args.results / f"{name}.json").write_text(
         json.dumps({"preset": args.preset, "resolution": args.resolution, "rows": bench.rows}, indent=1)
     )
-    write_markdown(bench.rows, args.out / f"results-{'-'.join(args.cases)}.md")
-    print(f"wrote results-{'-'.join(args.cases)}.md in {args.out}")
+    write_markdown(bench.rows, args.results / f"{name}.md")
+    print(f"wrote {name}.md in {args.results}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import MESHES
 
-from inr_worker import protocol, sampling
+from inr_worker import jobs, operations, protocol, sampling
 from inr_worker.extract import SAFETY
 from inr_worker.field_file import StoredField, load_field, save_field
 from inr_worker.model import FieldConfig, NeuralField
@@ -136,3 +136,25 @@ def test_a_version_1_field_says_to_refit(tmp_path):
         match=f"format version 1, this add-on reads version {protocol.FIELD_FORMAT_VERSION}; re-fit this object",
     ):
         load_field(path)
+
+
+def test_small_separate_parts_survive_the_far_field_reading():
+    """Beyond the band the field reads the coarse grid's signed distance, which can overstate it near parts
+    thinner than the grid's spacing: 60 balls of radius 1 to 3 cells around a large one must all be found."""
+    import trimesh
+
+    rng = np.random.default_rng(0)
+    centres: list[np.ndarray] = []
+    while len(centres) < 60:
+        centre = rng.uniform(-0.5, 0.5, 3)
+        if np.linalg.norm(centre) > 0.36 and all(np.linalg.norm(centre - other) > 0.05 for other in centres):
+            centres.append(centre)
+    balls = [trimesh.creation.icosphere(subdivisions=4, radius=0.3)]
+    balls += [
+        trimesh.creation.icosphere(subdivisions=1, radius=radius).apply_translation(centre)
+        for centre, radius in zip(centres, rng.uniform(1, 3, len(centres)) / 256)
+    ]
+    scene = trimesh.util.concatenate(balls)
+    field = jobs.fit(scene.vertices, scene.faces, preset="BALANCED")
+    vertices, triangles = jobs.extract(field, 256, "CPU")
+    assert len(operations.surface_pieces(vertices, triangles)[1]) == 61

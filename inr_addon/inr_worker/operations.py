@@ -364,9 +364,10 @@ def surface_pieces(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndar
     return pieces, np.bincount(pieces, weights=np.einsum("ij,ij->i", a, np.cross(b, c)) / 6)
 
 
-def has_cavity(vertices: np.ndarray, triangles: np.ndarray) -> bool:
-    """True when a connected part of the closed surface is wound inwards (encloses a cavity)."""
-    return bool((surface_pieces(vertices, triangles)[1] < 0).any())
+def _shell_has_cavity(model: CompositeModel, vertices: np.ndarray, device: torch.device) -> bool:
+    """Whether some of a shell's surface lies deeper in its source than half the wall: the cavity's side."""
+    points = torch.from_numpy(np.asarray(vertices, np.float32)).to(device)
+    return bool((model.parts[0].evaluate(points) - model.distance < -0.5 * model.shell).any())
 
 
 def drop_islands(vertices: np.ndarray, triangles: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -386,11 +387,17 @@ def extract_composite(
     torch_device = pick_device(device)
     try:
         vertices, triangles = extract_surface(
-            field.model.to(torch_device), field.low, field.high, resolution, torch_device
+            field.model.to(torch_device),
+            field.low,
+            field.high,
+            resolution,
+            torch_device,
+            on_chunk=lambda done, total: progress.step(done, total, 0.0),
         )
     except NoSurfaceError as error:
         raise OperationError(_empty_message(field.operation)) from error
-    if field.operation.kind == "OFFSET" and field.operation.shell > 0 and not has_cavity(vertices, triangles):
+    shell = field.operation.kind == "OFFSET" and field.operation.shell > 0
+    if shell and not _shell_has_cavity(field.model, vertices, torch_device):
         raise OperationError(
             f"the shell of {field.operation.shell:g} is thicker than the shape: no cavity is left inside it"
         )
