@@ -25,6 +25,7 @@ def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
     properties.register()
+    bpy.types.TOPBAR_MT_file_import.append(panel.draw_import_menu)
     bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
     atexit.register(runner.stop_all)
 
@@ -36,6 +37,7 @@ def unregister() -> None:
     atexit.unregister(runner.stop_all)
     if _stop_jobs_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_jobs_on_load)
+    bpy.types.TOPBAR_MT_file_import.remove(panel.draw_import_menu)
     properties.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

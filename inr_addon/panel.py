@@ -28,8 +28,9 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             layout.progress(factor=job.status.fraction, text=job.status.text())
             layout.operator("inr.cancel", icon="CANCEL").object_name = job.key
         else:
-            fit = layout.operator("inr.fit_mesh", text="Fit", icon="MESH_MONKEY")
-            fit.preset, fit.resolution = settings.preset, settings.resolution
+            if not image_data.is_image_empty(active):  # an image Empty gets its own Fit, in the Image section
+                fit = layout.operator("inr.fit_mesh", text="Fit", icon="MESH_MONKEY")
+                fit.preset, fit.resolution = settings.preset, settings.resolution
             row = layout.row()
             row.enabled = field_store.has_field(active)
             row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH").resolution = settings.resolution
@@ -121,6 +122,11 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
             extract = row.operator("inr.extract_mesh", text="Re-extract at this factor", icon="FILE_REFRESH")
             extract.resolution = resolution
         layout.label(text="Blend and offset reach a tenth of the source's size", icon="INFO")
+
+
+def draw_import_menu(menu: bpy.types.Menu, context: bpy.types.Context) -> None:
+    """File > Import > Neural Field: a field file from ``inr_worker batch`` or ``fit --field``."""
+    menu.layout.operator("inr.import_field", text="Neural Field (.safetensors)")
 
 
 classes = (VIEW3D_PT_inr_neural_field, VIEW3D_PT_inr_modelling)

@@ -191,6 +191,23 @@ def test_morph_factors_and_re_extraction_at_another_factor(scene, fitted):
         assert components(triangles) == 1 and edge_counts(triangles) == (0, 0)
 
 
+def test_a_result_saved_to_a_file_imports_as_a_field_object(scene, fitted, tmp_path):
+    bpy = pytest.importorskip("bpy")
+    a = field_object(bpy, fitted, "A")
+    b = field_object(bpy, fitted, "B", location=(0.3, 0.0, 0.0))
+    select(bpy, a, b)
+    assert bpy.ops.inr.morph(factor=0.4, resolution=RESOLUTION) == {"FINISHED"}
+    morph = bpy.context.active_object
+    path = tmp_path / "blend.safetensors"
+    path.write_bytes(bytes(morph[FIELD_KEY]))
+    assert bpy.ops.inr.import_field(filepath=str(path), resolution=RESOLUTION) == {"FINISHED"}
+    imported = bpy.context.active_object
+    assert imported.name == "blend_inr" and imported["inr_factor"] == pytest.approx(0.4)
+    assert len(mesh_arrays(imported)[1]) == len(mesh_arrays(morph)[1])
+    imported["inr_factor"] = 1.0
+    assert bpy.ops.inr.extract_mesh(resolution=RESOLUTION) == {"FINISHED"}
+
+
 def test_a_chain_stands_alone_after_its_inputs_are_deleted(scene, fitted, tmp_path):
     bpy = pytest.importorskip("bpy")
     a = field_object(bpy, fitted, "A")

@@ -86,7 +86,16 @@ def test_an_image_empty(scene):
     scene.collection.objects.link(empty)
     empty.select_set(True)
     bpy.context.view_layer.objects.active = empty
-    draw_everything(bpy)
+    panel = draw_everything(bpy)
+    assert panel.operators("inr.fit_image") and not panel.operators("inr.fit_mesh")  # the image's Fit only
+
+
+def test_file_import_offers_field_files(addon):
+    bpy = addon
+    module = sys.modules[ADDON]
+    assert module.panel.draw_import_menu in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    menu = draw(bpy, type("ImportMenu", (), {"draw": module.panel.draw_import_menu}), bpy.context)
+    assert not menu.errors and len(menu.items) == len(menu.operators("inr.import_field")) == 1
 
 
 def test_a_failed_job(scene, tmp_path):

@@ -62,8 +62,11 @@ class INR_OT_import_field(WorkerJobOperator, bpy.types.Operator):
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
         result = new_surface_object(job.key, vertices, triangles)
         source_name = job.key.removesuffix(SUFFIX)
-        preset = protocol.check_field(field).get("preset", "")
-        field_store.write_field(result, field, source_name, preset, job.spec.resolution)
+        metadata = protocol.check_field(field)
+        if protocol.COMPOSITE_KEY in metadata:  # a Combine, Offset or Morph result (a morph gets its slider)
+            field_store.write_composite(result, field, source_name, job.spec.resolution)
+        else:
+            field_store.write_field(result, field, source_name, metadata.get("preset", ""), job.spec.resolution)
         context.collection.objects.link(result)
         select_only(context, result)
         self.report({"INFO"}, f"Imported {result.name}: {len(vertices)} vertices, {len(triangles)} triangles")
