@@ -208,12 +208,15 @@ def _brick_values(
     centres: np.ndarray,
     centre_distances: np.ndarray,
     centre_inside: np.ndarray,
+    away: np.ndarray,
 ) -> np.ndarray:
     """Signed distances, clamped to the band, at the points of the bricks ``cells`` (M, brick^3).
 
     A point inside the empty ball about its brick's centre is beyond the band on the centre's side;
     a point beyond the band whose own empty ball meets the centre's is on the centre's side too. Only
-    the rest need their distance, and only points within the band their winding number.
+    the rest need their distance, and only points within the band their winding number. Bricks ``away``
+    (M,) from every triangle whose side still differs from a neighbour's hold the winding number's own
+    surface (an open mesh's): each of their points gets its side from the winding number.
     """
     band = config.band
     local = np.argwhere(np.ones((config.brick,) * 3, dtype=bool))
@@ -228,6 +231,8 @@ def _brick_values(
     far = (found >= band) & (found + ball[unknown] > reach[unknown])
     near = unknown[~far]
     values[near] = np.where(distance.inside(points[near]), -1.0, 1.0) * np.minimum(found[~far], band)
+    undecided = np.flatnonzero(np.repeat(away, count))
+    values[undecided] = np.where(distance.inside(points[undecided]), -1.0, 1.0) * np.abs(values[undecided])
     return values.reshape(len(cells), count)
 
 
@@ -254,13 +259,14 @@ def narrow_band(distance: DistanceQueries, config: FieldConfig) -> tuple[np.ndar
         split = near | _sign_changes(inside)[tuple(cells.T)]
         cells, centres, centre_distances = cells[split], centres[split], centre_distances[split]
         if size == 1:
+            away = ~near[split]
             break
         size //= 2
         dims = -(-side // size)
         inside = inside.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:dims, :dims, :dims]
         children = (cells[:, None] * 2 + np.argwhere(np.ones((2, 2, 2), dtype=bool))).reshape(-1, 3)
         cells = children[(children < dims).all(1)]
-    values = _brick_values(distance, config, cells, centres, centre_distances, inside[tuple(cells.T)])
+    values = _brick_values(distance, config, cells, centres, centre_distances, inside[tuple(cells.T)], away)
     # a brick with every point beyond the band on one side holds no surface: one bit is enough
     uniform = (np.abs(values) >= band).all(1) & ((values > 0).all(1) | (values < 0).all(1))
     inside[tuple(cells[uniform].T)] = values[uniform, 0] < 0
