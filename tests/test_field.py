@@ -59,8 +59,9 @@ def test_open_mesh_band_follows_the_winding_number():
 
 
 def test_the_side_follows_the_winding_number_across_an_opening_point_by_point():
-    """Far from every triangle, across an open mesh's hole, the side changes where the winding number crosses
-    0.5: set point by point, it is off only near that surface (0.14% of the box here; brick by brick, 0.29%)."""
+    """Across an open mesh's hole the side changes where the winding number crosses 0.5, away from every
+    triangle: set point by point, it is off only near that surface (0.06% of the box here; brick by brick
+    it was 0.29%)."""
     vertices, triangles = igl.read_triangle_mesh(str(MESHES / "cube_no_bottom.obj"))[:2]
     turn_x, turn_y = np.radians(30), np.radians(20)
     about_x = np.array([[1, 0, 0], [0, np.cos(turn_x), -np.sin(turn_x)], [0, np.sin(turn_x), np.cos(turn_x)]])
@@ -71,7 +72,7 @@ def test_the_side_follows_the_winding_number_across_an_opening_point_by_point():
     model = NeuralField(config, *(torch.from_numpy(array) for array in band.arrays()))
     points = np.random.default_rng(0).uniform(-0.6, 0.6, (200_000, 3))
     field_inside = model.evaluate(torch.from_numpy(points.astype(np.float32))).numpy() < 0
-    assert (field_inside != band.distance.inside(points)).mean() < 0.002
+    assert (field_inside != band.distance.inside(points)).mean() < 0.0015
 
 
 def _stored(bunny_band) -> StoredField:

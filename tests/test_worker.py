@@ -166,3 +166,14 @@ def test_cli_check_reports_torch():
     checked = run_cli("check")
     assert checked.returncode == 0, checked.stderr
     assert f'"torch": "{torch.__version__}"' in checked.stdout
+
+
+def test_a_mesh_is_closed_only_when_every_edge_joins_two_opposite_triangles():
+    triangles = read("bunny_closed_lowres.obj")[1]
+    assert sampling.is_closed(triangles)
+    assert not sampling.is_closed(triangles[1:])  # a hole
+    assert not sampling.is_closed(np.concatenate([triangles, triangles[:1]]))  # an edge shared by three
+    flipped = triangles.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert not sampling.is_closed(flipped)  # one triangle wound the other way
+    assert not sampling.is_closed(read("cube_no_bottom.obj")[1])

@@ -80,6 +80,8 @@ class DistanceQueries(Protocol):
     """What the narrow band asks of a shape, in its unit frame: a mesh's (:class:`MeshDistance`) or a
     reference image's solid (``silhouette.ShapeDistance``)."""
 
+    closed: bool  # the side changes only across the surface (then a point beyond the band has its brick's side)
+
     def unsigned(self, points: np.ndarray) -> np.ndarray: ...
 
     def inside(self, points: np.ndarray) -> np.ndarray: ...
@@ -95,6 +97,7 @@ class MeshDistance:
         self._tree.init(vertices, triangles)
         self._winding = igl.FastWindingNumberBVH()
         self._winding.init(vertices, triangles, 2)
+        self.closed = is_closed(triangles)
 
     def unsigned(self, points: np.ndarray) -> np.ndarray:
         result = np.empty(len(points))
@@ -114,6 +117,16 @@ class MeshDistance:
 
     def signed(self, points: np.ndarray) -> np.ndarray:
         return np.where(self.inside(points), -1.0, 1.0) * self.unsigned(points)
+
+
+def is_closed(triangles: np.ndarray) -> bool:
+    """Whether every edge joins exactly two triangles that run along it in opposite directions."""
+    ends = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]).astype(np.int64)
+    size = int(ends.max()) + 1 if len(ends) else 0
+    forward, backward = ends[:, 0] * size + ends[:, 1], ends[:, 1] * size + ends[:, 0]
+    forward.sort()
+    backward.sort()
+    return bool(len(forward)) and bool((forward[1:] != forward[:-1]).all()) and np.array_equal(forward, backward)
 
 
 def signed_distance(vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -214,9 +227,10 @@ def _brick_values(
 
     A point inside the empty ball about its brick's centre is beyond the band on the centre's side;
     a point beyond the band whose own empty ball meets the centre's is on the centre's side too. Only
-    the rest need their distance, and only points within the band their winding number. Bricks ``away``
-    (M,) from every triangle whose side still differs from a neighbour's hold the winding number's own
-    surface (an open mesh's): each of their points gets its side from the winding number.
+    the rest need their distance, and only points within the band their winding number. That holds where
+    the side changes only across the surface; an open mesh's winding number crosses 0.5 away from it too
+    (across holes), so there, and in bricks ``away`` (M,) from every triangle whose side still differs from
+    a neighbour's, each point gets its side from the winding number.
     """
     band = config.band
     local = np.argwhere(np.ones((config.brick,) * 3, dtype=bool))
@@ -231,7 +245,8 @@ def _brick_values(
     far = (found >= band) & (found + ball[unknown] > reach[unknown])
     near = unknown[~far]
     values[near] = np.where(distance.inside(points[near]), -1.0, 1.0) * np.minimum(found[~far], band)
-    undecided = np.flatnonzero(np.repeat(away, count))
+    undecided = np.repeat(away | (not distance.closed), count)
+    undecided[near] = False  # these have their winding number already
     values[undecided] = np.where(distance.inside(points[undecided]), -1.0, 1.0) * np.abs(values[undecided])
     return values.reshape(len(cells), count)
 

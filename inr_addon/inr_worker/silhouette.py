@@ -268,6 +268,7 @@ class ShapeDistance:
     def __init__(self, shape: SilhouetteShape) -> None:
         self.shape = shape
         self.frame = UnitFrame.of(np.stack([shape.low, shape.high]))
+        self.closed = True  # an exact solid: the side changes only across its surface
         self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     def signed(self, points: np.ndarray) -> np.ndarray:
