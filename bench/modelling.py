@@ -152,7 +152,7 @@ class Bench:
     def run(self, operation: operations.Operation, inputs: list[operations.PlacedInput]):
         started = time.monotonic()
         composite = operations.build(operation, inputs)
-        vertices, triangles = operations.extract_composite(composite, self.resolution, "CPU")
+        vertices, triangles = extract(composite, self.resolution, "CPU")
         return (vertices, triangles), time.monotonic() - started, composite
 
     def record(self, case: str, result, seconds: float, inputs: Cost, **figures) -> None:

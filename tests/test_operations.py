@@ -11,7 +11,7 @@ from conftest import MESHES
 from meshmetrics import edge_counts
 
 from inr_worker import operations
-from inr_worker.jobs import fit
+from inr_worker.jobs import extract, fit
 
 RESOLUTION = 128
 
@@ -32,7 +32,7 @@ def test_offsets_land_at_the_distance_asked(spot, share):
     (vertices, triangles), placed = spot
     distance = share * np.ptp(vertices, 0).max()
     field = operations.build(operations.Operation("OFFSET", distance=distance), [placed])
-    result = operations.extract_composite(field, RESOLUTION, "CPU")
+    result = extract(field, RESOLUTION, "CPU")
     cell = field.frame.scale / RESOLUTION
     error = igl.signed_distance(result[0], vertices, triangles)[0] - distance
     assert np.abs(error).mean() < 0.3 * cell, np.abs(error).mean() / cell  # about 0.1 cell measured
@@ -50,7 +50,7 @@ def test_a_morph_is_one_closed_solid_at_every_factor(spot):
     second = operations.PlacedInput(b"", fit(*bunny, preset="FAST"), turn)
     for factor in (0.1, 0.25, 0.5, 0.6, 0.75, 0.9):
         field = operations.build(operations.Operation("MORPH", factor=factor), [first, second])
-        result = operations.extract_composite(field, RESOLUTION, "CPU")
+        result = extract(field, RESOLUTION, "CPU")
         volumes = operations.surface_pieces(*result)[1]
         assert len(volumes) == 1 and volumes[0] > 0, (factor, volumes)
         assert edge_counts(result[1]) == (0, 0)

@@ -16,7 +16,7 @@ import torch
 
 from . import protocol
 from .field_file import save_field
-from .jobs import USER_ERRORS, extract_any, fit, run_job
+from .jobs import USER_ERRORS, extract, fit, run_job
 from .operations import load_any_field
 from .progress import TerminalProgress
 from .train import pick_device
@@ -63,7 +63,7 @@ def _command_extract(args: argparse.Namespace) -> None:
 
 def _extract_to(field, args: argparse.Namespace) -> None:
     started = time.monotonic()
-    vertices, triangles = extract_any(field, args.resolution, args.device, TerminalProgress())
+    vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress())
     _write_mesh(args.out, vertices, triangles)
     print(
         f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "

@@ -135,41 +135,39 @@ def run_image_job(job_dir: Path, spec: protocol.JobSpec, progress: Progress) -> 
 
 
 def extract(
-    field: StoredField,
+    field: StoredField | operations.CompositeField,
     resolution: int,
     device: str = "AUTO",
     progress: Progress | None = None,
     memory_limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The field's surface at ``resolution`` cells along the longest side, in the mesh's coordinates.
+    """The surface of a fitted or a composite field at ``resolution`` cells along the longest side, in its
+    object's coordinates.
 
     Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
-    bytes (default: the memory free now)."""
+    bytes (default: the memory free now); for a composite, OperationError where nothing is left."""
     progress = progress or Progress()
-    progress.stage("extracting", f"resolution {resolution}")
+    composite = field if isinstance(field, operations.CompositeField) else None
+    what = f"{composite.operation.kind.lower()} at " if composite else ""
+    progress.stage("extracting", f"{what}resolution {resolution}")
     torch_device = pick_device(device)
-    vertices, triangles = extract_surface(
-        field.model.to(torch_device),
-        field.low,
-        field.high,
-        resolution,
-        torch_device,
-        memory_limit,
-        lambda done, total: progress.step(done, total, 0.0),
-    )
+    try:
+        vertices, triangles = extract_surface(
+            field.model.to(torch_device),
+            field.low,
+            field.high,
+            resolution,
+            torch_device,
+            memory_limit,
+            lambda done, total: progress.step(done, total, 0.0),
+        )
+    except NoSurfaceError as error:
+        if composite is None:
+            raise
+        raise operations.OperationError(operations.empty_message(composite.operation)) from error
+    if composite is not None:
+        vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
     return field.frame.from_unit(vertices), triangles
-
-
-def extract_any(
-    field: StoredField | operations.CompositeField,
-    resolution: int,
-    device: str = "AUTO",
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The surface of a fitted or a composite field, in its object's coordinates."""
-    if isinstance(field, operations.CompositeField):
-        return operations.extract_composite(field, resolution, device, progress)
-    return extract(field, resolution, device, progress)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -223,7 +221,7 @@ def run_job(job_dir: Path) -> int:
             field = operations.operate_job(job_dir, spec)
         else:
             field = operations.load_any_field(job_dir / spec.field)
-        vertices, triangles = extract_any(field, spec.resolution, spec.device, progress)
+        vertices, triangles = extract(field, spec.resolution, spec.device, progress)
         write_surface(job_dir / spec.surface, vertices, triangles)
         events.emit("done", vertices=len(vertices), triangles=len(triangles))
         return 0

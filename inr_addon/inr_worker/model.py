@@ -22,6 +22,7 @@ from .protocol import DOMAIN_HALF_EXTENT, bricks_per_side
 
 TRUNCATION = 0.1  # far from the surface the field saturates at +-TRUNCATION (unit frame)
 COARSE_CODES = 255  # the coarse distances' uint8 codes span [0, TRUNCATION]
+BATCH = 262_144  # points evaluated at once
 FAR_SHARE = 0.5  # where the band's value exceeds this share of its clamp, the coarse distance may raise it
 
 
@@ -147,7 +148,7 @@ class NeuralField(nn.Module):
         side = self.config.coarse_points
         axis = torch.arange(side, device=self.coarse.device) * self.config.coarse_spacing - DOMAIN_HALF_EXTENT
         points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-        inside = torch.cat([self.fine(points[start : start + 262_144]) < 0 for start in range(0, len(points), 262_144)])
+        inside = torch.cat([self.fine(points[start : start + BATCH]) < 0 for start in range(0, len(points), BATCH)])
         self.coarse_signed = torch.where(inside, -self.coarse, self.coarse)
 
     def interpolation(self, points: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -214,7 +215,7 @@ class NeuralField(nn.Module):
         return fine.index_put((far,), sign * torch.maximum(fine[far].abs(), coarse))
 
     @torch.inference_mode()
-    def evaluate(self, points: torch.Tensor, batch: int = 262_144) -> torch.Tensor:
+    def evaluate(self, points: torch.Tensor, batch: int = BATCH) -> torch.Tensor:
         """Evaluate many points in batches, without autograd."""
         return (
             torch.cat([self(points[start : start + batch]) for start in range(0, len(points), batch)])

@@ -26,12 +26,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from . import protocol
-from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, load_field
 from .model import TRUNCATION
-from .progress import Progress
 from .sampling import UnitFrame
-from .train import pick_device
 
 COMPOSITE_KEY = protocol.COMPOSITE_KEY
 BOOLEANS = ("UNION", "DIFFERENCE", "INTERSECT")
@@ -344,7 +341,8 @@ def load_any_field(path: Path) -> StoredField | CompositeField:
 # --- extraction ----------------------------------------------------------------------------
 
 
-def _empty_message(operation: Operation) -> str:
+def empty_message(operation: Operation) -> str:
+    """What to tell the user when the operation leaves no surface."""
     if operation.kind == "DIFFERENCE":
         return "nothing is left: the other shapes cover all of the active one"
     if operation.kind == "OFFSET":
@@ -378,32 +376,17 @@ def drop_islands(vertices: np.ndarray, triangles: np.ndarray, share: float) -> t
     return vertices[used], triangles.reshape(-1, 3)
 
 
-def extract_composite(
-    field: CompositeField, resolution: int, device: str = "AUTO", progress: Progress | None = None
+def finish_surface(
+    field: CompositeField, vertices: np.ndarray, triangles: np.ndarray, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The composite's surface in the result object's space; raises OperationError for an empty result."""
-    progress = progress or Progress()
-    progress.stage("extracting", f"{field.operation.kind.lower()} at resolution {resolution}")
-    torch_device = pick_device(device)
-    try:
-        vertices, triangles = extract_surface(
-            field.model.to(torch_device),
-            field.low,
-            field.high,
-            resolution,
-            torch_device,
-            on_chunk=lambda done, total: progress.step(done, total, 0.0),
-        )
-    except NoSurfaceError as error:
-        raise OperationError(_empty_message(field.operation)) from error
-    shell = field.operation.kind == "OFFSET" and field.operation.shell > 0
-    if shell and not _shell_has_cavity(field.model, vertices, torch_device):
-        raise OperationError(
-            f"the shell of {field.operation.shell:g} is thicker than the shape: no cavity is left inside it"
-        )
-    if field.operation.kind == "MORPH":  # where a thin part fades out, its ridge can leave specks
-        vertices, triangles = drop_islands(vertices, triangles, MORPH_ISLAND_SHARE)
-    return field.frame.from_unit(vertices), triangles
+    """The composite's extracted surface (unit frame) as its operation wants it: a shell must enclose a
+    cavity (else OperationError); a morph drops its specks."""
+    operation = field.operation
+    if operation.kind == "OFFSET" and operation.shell > 0 and not _shell_has_cavity(field.model, vertices, device):
+        raise OperationError(f"the shell of {operation.shell:g} is thicker than the shape: no cavity is left inside it")
+    if operation.kind == "MORPH":  # where a thin part fades out, its ridge can leave specks
+        return drop_islands(vertices, triangles, MORPH_ISLAND_SHARE)
+    return vertices, triangles
 
 
 def operate_job(job_dir: Path, spec: protocol.JobSpec) -> CompositeField:

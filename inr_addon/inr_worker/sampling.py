@@ -17,9 +17,7 @@ import numpy as np
 from .model import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
 
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
-WINDING_ACCURACY = (
-    1.0  # libigl's Barnes-Hut accuracy for closed meshes: agrees with the default 2 on the side, 4x faster
-)
+WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy, for closed meshes: agrees with the default 2, 4x faster
 OPEN_WINDING_ACCURACY = 2.0  # libigl's default, for open meshes: near 0.5 the cheaper one misplaces the side
 
 
