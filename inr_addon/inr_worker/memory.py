@@ -82,6 +82,16 @@ def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolu
     return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL)
 
 
+BYTES_PER_POINT = 1_200  # a fitted point's share: its copies, neighbours (k-nearest lists) and training samples
+POINTS_SURFACE_AREA = 4.0  # the surface area assumed for a points fit's meshing, unit frame (a cube has 6)
+
+
+def estimate_memory_for_points(count: int, resolution: int) -> int:
+    """Peak bytes of fitting ``count`` points and meshing the result at ``resolution``; needs only the count,
+    so that a cloud too big for memory is refused before it is read."""
+    return BASE_BYTES + int(count) * BYTES_PER_POINT + int(POINTS_SURFACE_AREA * resolution**2 * BYTES_PER_AREA_CELL)
+
+
 def estimate_memory_for_triangles(count: float) -> int:
     """Peak bytes of an extraction whose result has about ``count`` triangles."""
     return BASE_BYTES + int(count * BYTES_PER_TRIANGLE)

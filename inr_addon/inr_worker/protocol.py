@@ -41,6 +41,7 @@ MAX_RESOLUTION = 2048
 JOB_FILE = "job.json"
 EVENTS_FILE = "events.jsonl"
 MESH_FILE = "mesh.npz"
+POINTS_FILE = "points.npz"  # fit_points: points (N, 3); optional normals (N, 3) and colors (N, 3) in 0..1
 FIELD_FILE = "field.safetensors"
 SURFACE_FILE = "surface.npz"
 LOG_FILE = "worker.log"
@@ -51,6 +52,7 @@ RENDERED_FILE = "rendered.npz"  # fit_image, resample_image: pixels (height, wid
 SHAPE_MODES = ("SILHOUETTE", "HULL")
 IMAGE_TASKS = ("fit_image", "resample_image")
 MAX_IMAGE_SIDE = 16_384
+MIN_POINTS = 100  # fewer points than this describe no surface
 
 
 class ProtocolError(ValueError):
@@ -62,7 +64,8 @@ class JobSpec:
     """One job for the worker: fit a field to ``mesh`` and/or extract a surface from ``field``.
 
     Paths are relative to the job directory. ``task`` is ``"fit"`` (sample ``mesh``, train,
-    write ``field``, then extract) or ``"extract"`` (read ``field``, extract).
+    write ``field``, then extract), ``"fit_points"`` (train a field on ``points``, write ``field``, then
+    extract) or ``"extract"`` (read ``field``, extract).
     """
 
     task: str
@@ -70,6 +73,7 @@ class JobSpec:
     preset: str = "BALANCED"
     device: str = "AUTO"
     mesh: str = MESH_FILE
+    points: str = POINTS_FILE
     field: str = FIELD_FILE
     surface: str = SURFACE_FILE
     seed: int = 0
@@ -92,7 +96,7 @@ class JobSpec:
     height: int = 0
 
     def validate(self) -> None:
-        if self.task not in ("fit", "extract", "operate", "fit_shape", *IMAGE_TASKS):
+        if self.task not in ("fit", "fit_points", "extract", "operate", "fit_shape", *IMAGE_TASKS):
             raise ProtocolError(f"unknown task {self.task!r}")
         if self.task == "fit_shape" and self.mode not in SHAPE_MODES:
             raise ProtocolError(f"unknown mode {self.mode!r}; expected one of {', '.join(SHAPE_MODES)}")
