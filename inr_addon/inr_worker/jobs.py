@@ -16,14 +16,18 @@ import torch
 from . import operations, protocol
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, save_field
+from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
 from .memory import check_memory, estimate_memory_for_mesh
 from .model import NeuralField
 from .progress import EventProgress, Progress
+from .points import PointSet, prepare_points
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .train import PRESETS, pick_device, train_field
+from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
 
+WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
+WIDTH_NOISE = 2.5  # in their scatter about their local planes, whichever is wider
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
 
 
@@ -70,6 +74,49 @@ def fit(
     return StoredField(
         model=model.cpu(), frame=band.frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info
     )
+
+
+def fit_points(
+    point_set: PointSet,
+    preset: str = "BALANCED",
+    device: str = "AUTO",
+    steps: int = 0,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> StoredField:
+    """Train a field on points (a scan): normals estimated and oriented where they carry none, then the
+    trained field sampled on the narrow band like a mesh's exact distance."""
+    progress = progress or Progress()
+    settings, config = POINTS_PRESETS[preset], PRESETS[preset].field
+    torch_device = pick_device(device)
+    started = time.monotonic()
+    known = "their own normals" if point_set.normals is not None else "estimating and orienting normals"
+    progress.stage("normals", f"{len(point_set.points)} points, {known}")
+    prepared = prepare_points(point_set)
+    prepared_at = time.monotonic()
+    progress.stage("training", f"{steps or settings.steps} steps on {torch_device.type}")
+    trained = train_on_points(prepared, config.resolution, settings, torch_device, steps, seed, progress.step)
+    trained_at = time.monotonic()
+    progress.stage("sampling", f"narrow band at {config.resolution} cells")
+    width = max(WIDTH_SPACINGS * prepared.spacing, WIDTH_NOISE * prepared.noise)
+    distance = TrainedDistance(trained, prepared, torch_device, width)
+    keys, values, inside = narrow_band(distance, config)
+    if not inside.any() and not (values < 0).any():
+        raise InputError("no surface found: the points enclose no volume")
+    coarse = coarse_distances(distance, config)
+    model = NeuralField(config, *(torch.from_numpy(array) for array in (keys, values, inside, coarse)))
+    info = {
+        "preset": preset,
+        "device": torch_device.type,
+        "source": "POINTS",
+        "points": str(len(prepared.points)),
+        "normals_s": f"{prepared_at - started:.2f}",
+        "training_s": f"{trained_at - prepared_at:.2f}",
+        "sampling_s": f"{time.monotonic() - trained_at:.2f}",
+        "torch": torch.__version__,
+    }
+    low, high = prepared.points.min(0), prepared.points.max(0)
+    return StoredField(model=model, frame=prepared.frame, low=low, high=high, info=info)
 
 
 def fit_shape(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .grid_field import PointsTraining
 from .model import FieldConfig, NeuralField
 
 
@@ -33,6 +34,13 @@ PRESETS: dict[str, Preset] = {
     "FAST": Preset(FieldConfig(resolution=192), samples=100_000, steps=0),
     "BALANCED": Preset(FieldConfig(resolution=256), samples=400_000, steps=0),
     "QUALITY": Preset(FieldConfig(resolution=512), samples=1_500_000, steps=0),
+}
+
+# Point clouds: the field is trained (grid_field), then sampled on the preset's narrow band.
+POINTS_PRESETS: dict[str, PointsTraining] = {
+    "FAST": PointsTraining(steps=150),
+    "BALANCED": PointsTraining(steps=200),
+    "QUALITY": PointsTraining(steps=400, grid_cells=(16, 32, 64, 128)),
 }
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
