@@ -16,8 +16,10 @@ import torch
 
 from . import protocol
 from .field_file import save_field
-from .jobs import USER_ERRORS, extract, fit, run_job
+from .jobs import USER_ERRORS, extract, fit, fit_points, run_job
+from .memory import check_memory, estimate_memory_for_points
 from .operations import load_any_field
+from .points import is_point_file, ply_point_count, read_points
 from .progress import TerminalProgress
 from .train import pick_device
 
@@ -49,8 +51,16 @@ def _resolution(text: str) -> int:
 def _command_fit(args: argparse.Namespace) -> None:
     progress = TerminalProgress()
     started = time.monotonic()
-    vertices, triangles = _read_mesh(args.mesh)
-    field = fit(vertices, triangles, args.preset, args.device, args.steps, args.seed, progress)
+    if is_point_file(args.mesh):
+        count = ply_point_count(args.mesh) if args.mesh.suffix.lower() == ".ply" else None
+        if count is not None:  # refused from the header, before the points are read
+            check_memory(estimate_memory_for_points(count, args.resolution), args.resolution)
+        point_set = read_points(args.mesh)
+        check_memory(estimate_memory_for_points(len(point_set.points), args.resolution), args.resolution)
+        field = fit_points(point_set, args.preset, args.device, args.steps, args.seed, progress)
+    else:
+        vertices, triangles = _read_mesh(args.mesh)
+        field = fit(vertices, triangles, args.preset, args.device, args.steps, args.seed, progress)
     save_field(args.field, field)
     print(f"field written to {args.field} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
     if args.out:
@@ -123,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     device: dict[str, Any] = {"choices": protocol.DEVICES, "default": "AUTO", "help": "compute device (default AUTO)"}
 
-    fit_parser = commands.add_parser("fit", help="fit a field to a mesh (OBJ, PLY, OFF, STL)")
+    fit_parser = commands.add_parser(
+        "fit", help="fit a field to a mesh (OBJ, PLY, OFF, STL) or to points (XYZ, PTS, or a PLY/OBJ without faces)"
+    )
     fit_parser.add_argument("mesh", type=Path)
     fit_parser.add_argument("--field", type=Path, required=True, help="where to write the field (.safetensors)")
     fit_parser.add_argument("--preset", choices=protocol.PRESET_NAMES, default="BALANCED")

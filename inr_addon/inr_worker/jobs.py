@@ -18,7 +18,7 @@ from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, save_field
 from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
-from .memory import check_memory, estimate_memory_for_mesh
+from .memory import check_memory, estimate_memory_for_mesh, estimate_memory_for_points
 from .model import NeuralField
 from .progress import EventProgress, Progress
 from .points import PointSet, prepare_points
@@ -262,6 +262,13 @@ def run_job(job_dir: Path) -> int:
                     vertices, triangles = operations.union_of_parts(vertices, triangles, mesh["parts"])
             check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
+            save_field(job_dir / spec.field, fitted)
+            field = fitted
+        elif spec.task == "fit_points":
+            with np.load(job_dir / spec.points) as arrays:
+                check_memory(estimate_memory_for_points(len(arrays["points"]), spec.resolution), spec.resolution)
+                point_set = PointSet(*(arrays[name] if name in arrays else None for name in ("points", "normals", "colors")))
+            fitted = fit_points(point_set, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, fitted)
             field = fitted
         elif spec.task == "operate":
