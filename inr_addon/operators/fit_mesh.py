@@ -168,10 +168,11 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             )
         depsgraph = context.evaluated_depsgraph_get()
         objects = [source, *used]
-        points = [obj.name for obj in objects if point_data.is_points(obj, depsgraph)]
-        if points and len(points) < len(objects):
-            raise runner.JobError(mixed_selection([obj.name for obj in objects if obj.name not in points], points))
-        if points:
+        point_names = [obj.name for obj in objects if point_data.is_points(obj, depsgraph)]
+        if point_names and len(point_names) < len(objects):
+            faced_names = [obj.name for obj in objects if obj.name not in point_names]
+            raise runner.JobError(mixed_selection(faced_names, point_names))
+        if point_names:
             task, file, arrays = "fit_points", protocol.POINTS_FILE, points_arrays(objects, depsgraph, self.resolution)
         else:
             task, file, arrays = "fit", protocol.MESH_FILE, mesh_arrays(objects, depsgraph, self.resolution)
