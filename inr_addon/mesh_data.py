@@ -40,3 +40,14 @@ def fill_mesh(mesh: bpy.types.Mesh, vertices: np.ndarray, triangles: np.ndarray)
     mesh.polygons.foreach_set("loop_start", np.arange(0, triangles.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
     mesh.shade_smooth()
+
+
+def add_point_colors(mesh: bpy.types.Mesh, name: str, colors: np.ndarray) -> None:
+    """A colour attribute on the mesh's vertices from (V, 3) linear RGB in 0..1, made the active (shown) and
+    the default (rendered) colour."""
+    attribute = typing.cast(bpy.types.FloatColorAttribute, mesh.color_attributes.new(name, "FLOAT_COLOR", "POINT"))
+    rgba = np.ones((len(colors), 4), dtype=np.float32)
+    rgba[:, :3] = colors
+    attribute.data.foreach_set("color", rgba.ravel())
+    mesh.color_attributes.active_color = attribute
+    mesh.attributes.default_color_name = attribute.name

@@ -1,21 +1,36 @@
-"""``inr.fit_mesh``: fit a neural field to the selected meshes (or the active one) and add its surface
-as a new object."""
+"""``inr.fit_mesh``: fit a neural field to the selected meshes or point clouds (or the active one) and add
+its surface as a new object."""
 
 from __future__ import annotations
+
+import typing
 
 import bpy
 import numpy as np
 
-from .. import field_store, mesh_data, runner
-from ..inr_worker import memory, protocol
+from .. import field_store, mesh_data, point_data, runner
+from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import preset_property, resolution_property
-from .job_operator import WorkerJobOperator, jobs_root, new_surface_object, read_surface, select_only
+from .job_operator import (
+    WorkerJobOperator,
+    jobs_root,
+    new_surface_object,
+    read_surface,
+    read_surface_colors,
+    select_only,
+)
 
 SUFFIX = "_inr"
+COLOR_ATTRIBUTE = "Color"  # the result's vertex colours, from a points fit's colour attribute
+FITTED_TYPES = ("MESH", "POINTCLOUD")
 SELECTION_ITEMS = [
-    ("SELECTED", "Selected", "All selected meshes, each under its transform, as one solid placed at the active one"),
-    ("ACTIVE", "Active", "Only the active mesh"),
+    (
+        "SELECTED",
+        "Selected",
+        "All selected meshes (or point clouds), each under its transform, as one solid placed at the active one",
+    ),
+    ("ACTIVE", "Active", "Only the active mesh or point cloud"),
 ]
 
 
@@ -40,8 +55,6 @@ def joined_triangles(
     all_vertices, all_triangles, parts, count = [], [], [], 0
     for part, obj in enumerate([active, *others]):
         vertices, triangles = mesh_data.evaluated_triangles(obj, depsgraph)
-        if len(triangles) == 0:
-            raise runner.JobError(f"{obj.name} has no faces")
         if obj is not active:
             matrix = to_active @ np.array(obj.matrix_world)
             vertices = vertices @ matrix[:3, :3].T + matrix[:3, 3]
@@ -55,9 +68,65 @@ def joined_triangles(
     return {**mesh, "parts": np.concatenate(parts)} if others else mesh
 
 
+def mesh_arrays(
+    objects: list[bpy.types.Object], depsgraph: bpy.types.Depsgraph, resolution: int
+) -> dict[str, np.ndarray]:
+    """The job's mesh file: the objects' triangles joined at the first one, checked to be finite and to fit
+    in memory."""
+    mesh = joined_triangles(objects[0], objects[1:], depsgraph)
+    if not np.isfinite(mesh["vertices"]).all():
+        names = ", ".join(obj.name for obj in objects)
+        raise runner.JobError(
+            f"{names} {'have' if len(objects) > 1 else 'has'} vertices with NaN or infinite coordinates"
+        )
+    needed = memory.estimate_memory_for_mesh(mesh["vertices"], mesh["triangles"], resolution)
+    if problem := memory.shortfall(needed, resolution):
+        raise runner.JobError(problem)
+    return mesh
+
+
+def points_memory_problem(count: int, resolution: int) -> str | None:
+    """Why fitting ``count`` points at ``resolution`` would not fit in the memory free now, or None."""
+    free = memory.available_memory()
+    needed = memory.estimate_memory_for_points(count, resolution)
+    if free is None or needed <= free:
+        return None
+    too_many = memory.estimate_memory_for_points(count, protocol.MIN_RESOLUTION) > free
+    return (
+        f"fitting {count:,} points at resolution {resolution} needs about {memory.format_bytes(needed)} of memory, "
+        f"but only {memory.format_bytes(free)} is free; "
+        + ("use fewer points" if too_many else "choose a lower resolution")
+    )
+
+
+def points_arrays(
+    objects: list[bpy.types.Object], depsgraph: bpy.types.Depsgraph, resolution: int
+) -> dict[str, np.ndarray]:
+    """The job's points file: the objects' points joined at the first one; refused from their count alone when
+    they would not fit in memory, then checked to describe a surface."""
+    if problem := points_memory_problem(sum(point_data.point_count(obj, depsgraph) for obj in objects), resolution):
+        raise runner.JobError(problem)
+    arrays = point_data.joined_points(objects[0], objects[1:], depsgraph)
+    try:
+        point_checks.check_points(arrays["points"], arrays.get("normals"))
+    except point_checks.PointsError as error:
+        raise runner.JobError(f"{', '.join(obj.name for obj in objects)}: {error}") from error
+    return arrays
+
+
+def mixed_selection(faced: list[str], points: list[str]) -> str:
+    """The refusal of a selection of meshes with faces and of points."""
+    verbs = ["has" if len(names) == 1 else "have" for names in (faced, points)]
+    return (
+        f"{', '.join(faced)} {verbs[0]} faces and {', '.join(points)} {verbs[1]} none: "
+        "fit meshes and point clouds separately"
+    )
+
+
 class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
-    """Fit a neural field to the selected meshes (modifiers applied), as one solid at the active one,
-    and add its surface as a new object"""
+    """Fit a neural field to the selected meshes (modifiers applied; loose vertices beside faces are ignored),
+    or to the points of point clouds and meshes without faces, as one solid at the active one, and add its
+    surface as a new object"""
 
     bl_idname = "inr.fit_mesh"
     bl_label = "Fit Neural Field"
@@ -78,50 +147,56 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
     def start_job(self, context: bpy.types.Context) -> runner.WorkerJob:
         source = context.active_object
         if source is None:
-            raise runner.JobError("no active object; select a mesh")
-        if source.type != "MESH":
+            raise runner.JobError("no active object; select a mesh or a point cloud")
+        if source.type not in FITTED_TYPES:
             kind = source.type.lower().replace("_", " ")
             article = "an" if kind[0] in "aeiou" else "a"
-            raise runner.JobError(f"the active object {source.name} is {article} {kind}, not a mesh")
+            raise runner.JobError(f"the active object {source.name} is {article} {kind}, not a mesh or a point cloud")
         check_resolution(self.resolution)
         if runner.running(source.name) is not None:
             raise runner.JobError(f"{source.name} is already being fitted")
         python = runner.worker_python(worker_python_setting(context))
         others = [obj for obj in context.selected_objects if obj != source]
-        used = [obj for obj in others if obj.type == "MESH"] if self.selection == "SELECTED" else []
+        used = [obj for obj in others if obj.type in FITTED_TYPES] if self.selection == "SELECTED" else []
         unused = [obj.name for obj in others if obj not in used]
         if unused:
             self.report(
                 {"INFO"},
                 f"Fitting {', '.join([source.name] + [obj.name for obj in used])}; "
                 f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used"
-                + ("" if self.selection == "ACTIVE" else " (not a mesh)"),
+                + ("" if self.selection == "ACTIVE" else " (not a mesh or a point cloud)"),
             )
-        mesh = joined_triangles(source, used, context.evaluated_depsgraph_get())
-        if not np.isfinite(mesh["vertices"]).all():
-            names = ", ".join(obj.name for obj in [source, *used])
-            raise runner.JobError(f"{names} {'have' if used else 'has'} vertices with NaN or infinite coordinates")
-        needed = memory.estimate_memory_for_mesh(mesh["vertices"], mesh["triangles"], self.resolution)
-        if problem := memory.shortfall(needed, self.resolution):
-            raise runner.JobError(problem)
+        depsgraph = context.evaluated_depsgraph_get()
+        objects = [source, *used]
+        point_names = [obj.name for obj in objects if point_data.is_points(obj, depsgraph)]
+        if point_names and len(point_names) < len(objects):
+            faced_names = [obj.name for obj in objects if obj.name not in point_names]
+            raise runner.JobError(mixed_selection(faced_names, point_names))
+        if point_names:
+            task, file, arrays = "fit_points", protocol.POINTS_FILE, points_arrays(objects, depsgraph, self.resolution)
+        else:
+            task, file, arrays = "fit", protocol.MESH_FILE, mesh_arrays(objects, depsgraph, self.resolution)
         spec = protocol.JobSpec(
-            task="fit",
+            task=task,
             resolution=self.resolution,
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,
             threads=worker_threads(context),
         )
-        return runner.WorkerJob(jobs_root(), source.name, spec, python, {protocol.MESH_FILE: mesh})
+        return runner.WorkerJob(jobs_root(), source.name, spec, python, {file: arrays})
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
         source: bpy.types.Object | None = bpy.data.objects.get(job.key)
         if source is None:
             raise runner.JobError(f"the source object {job.key} was removed during the fit")
         vertices, triangles = read_surface(job)
+        colors = read_surface_colors(job, len(vertices))
         field = (job.directory / protocol.FIELD_FILE).read_bytes()
         name = source.name + SUFFIX
         result = new_surface_object(name, vertices, triangles)
+        if colors is not None:
+            mesh_data.add_point_colors(typing.cast(bpy.types.Mesh, result.data), COLOR_ATTRIBUTE, colors)
         field_store.write_field(result, field, source.name, job.spec.preset, job.spec.resolution)
         collection = source.users_collection[0] if source.users_collection else context.scene.collection
         collection.objects.link(result)

@@ -39,6 +39,17 @@ def read_surface(job: runner.WorkerJob) -> tuple[np.ndarray, np.ndarray]:
         return surface["vertices"], surface["triangles"]
 
 
+def read_surface_colors(job: runner.WorkerJob, vertex_count: int) -> np.ndarray | None:
+    """The (V, 3) colours in 0..1 that the job's worker wrote for the surface's vertices, if it wrote any."""
+    with np.load(job.directory / protocol.SURFACE_FILE) as surface:
+        if "colors" not in surface.files:
+            return None
+        colors = surface["colors"]
+    if colors.shape != (vertex_count, 3):
+        raise runner.JobError(f"the worker wrote colours of shape {colors.shape} for {vertex_count} vertices")
+    return colors
+
+
 def new_surface_object(name: str, vertices: np.ndarray, triangles: np.ndarray) -> bpy.types.Object:
     """A new mesh object (not yet linked to a collection) holding the surface."""
     mesh = bpy.data.meshes.new(name)
