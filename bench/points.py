@@ -202,6 +202,9 @@ def bench_shape(args: argparse.Namespace, name: str) -> list[dict]:
     (args.work / shape).mkdir(parents=True, exist_ok=True)
     reference = unit_mesh(name)
     write_mesh(args.work / shape / "reference.ply", reference)
+    for case in args.cases:
+        for stale in (args.work / shape).glob(f"{case}_*.*"):
+            stale.unlink()
     rows: list[dict] = []
     for case, (points, normals) in point_sets(*reference, args.counts).items():
         if case not in args.cases:
