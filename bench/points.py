@@ -13,7 +13,9 @@ its true normals beside (<case>_normals.npy, never given to a method). Each meth
 Screened Poisson: normal estimation, orientation and Poisson (in this process; "trim" rows add the
 documented low-density trim, quantile 0.01); GN volume: the node tree's evaluation and read-back inside
 Blender (after the PLY import); ours: the whole worker command (start-up, reading, fitting, extraction).
-A method that fails gets status "failed" and its error's last line.
+A method that fails gets status "failed" and its error's last line. GN volume's fog is a shell around the
+points, so Volume to Mesh gives an outer and an inner surface: the inner one bounds a cavity, which IoU
+(winding number) counts as outside.
 
 Meshes, points and fields go to --work; results.json, table.md, points.png and sheet_<mesh>.png to --out,
 each recording the command that made it.
@@ -222,6 +224,8 @@ def bench_shape(args: argparse.Namespace, name: str) -> list[dict]:
             print(rows[-1], flush=True)
     if "gn" in args.methods or args.through_blender:
         rows += blender_child(args, name)
+    order = [method for methods in METHODS.values() for method in methods] + [THROUGH_BLENDER]
+    rows.sort(key=lambda row: (CASES.index(row["case"]), order.index(row["method"])))
     for row in rows:
         if row["status"] == "ok":
             row.update(score(reference, mesh_file(args.work, shape, row["case"], row["method"])))
