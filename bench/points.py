@@ -65,6 +65,7 @@ RESOLUTION = 256
 NORMAL_RADIUS, NORMAL_NEIGHBOURS, ORIENT_NEIGHBOURS = 0.1, 30, 100  # Open3D's documented values
 TRIM_QUANTILE = 0.01
 GN_RADIUS_SPACINGS = 2.0  # Points to Volume's radius, in mean nearest-neighbour distances
+Y_UP_TO_Z_UP = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # +Z (the front) to the camera
 SCORES = ("chamfer_l1", "f_score", "normal_consistency", "iou", "boundary_edges", "nonmanifold_edges")
 
 
@@ -349,7 +350,8 @@ def ours_via_blender(bpy, points_path: Path, out: Path, args: argparse.Namespace
 
 
 def contact_sheet(bpy, args: argparse.Namespace, shape: str) -> None:
-    """One Workbench row per case (the reference, then SHEET_METHODS' surfaces that exist), stacked."""
+    """One Workbench row per case (the reference, then SHEET_METHODS' surfaces that exist), stacked; the
+    shared meshes have Y up, so each is turned to stand with Z up before the front view."""
     import report
     from PIL import Image
 
@@ -362,7 +364,7 @@ def contact_sheet(bpy, args: argparse.Namespace, shape: str) -> None:
             if path.is_file():
                 vertices, triangles = igl.read_triangle_mesh(str(path))[:2]
                 mesh = bpy.data.meshes.new(label)
-                mesh.from_pydata(vertices.tolist(), [], triangles.tolist())
+                mesh.from_pydata((vertices @ Y_UP_TO_Z_UP.T).tolist(), [], triangles.tolist())
                 objects.append(bpy.data.objects.new(label, mesh))
                 bpy.context.scene.collection.objects.link(objects[-1])
                 labels.append(f"{case}: {label}" if label == "reference" else label)
@@ -438,12 +440,16 @@ def table(rows: list[dict], command: str) -> str:
         scored = [row for row in group if "chamfer_l1" in row]
         chamfer = math.exp(sum(math.log(row["chamfer_l1"]) for row in scored) / len(scored)) if scored else None
         iou = float(np.median([row["iou"] for row in scored])) if scored else None
-        lines.append(
-            f"| {method} | {len(group)} | {len(scored)} | {total:.1f} | {total / base:.2f} | "
-            f"{'' if chamfer is None else f'{chamfer:.2e}'} | {'' if iou is None else f'{iou:.4f}'} |"
-            if base
-            else f"| {method} | {len(group)} | {len(scored)} | | | | |"
-        )
+        cells = [
+            method,
+            str(len(group)),
+            str(len(scored)),
+            f"{total:.1f}" if base else "",
+            f"{total / base:.2f}" if base else "",
+            "" if chamfer is None else f"{chamfer:.2e}",
+            "" if iou is None else f"{iou:.4f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
