@@ -3,7 +3,9 @@
 # make check  lint, format check and type check, in their own .venv-check
 # make build  write dist/inr_addon-<version>.zip
 # make bench  measure presets, Voxel Remesh, SDF grid nodes, make_mesh_watertight, the exact-SDF floor and modelling
-#             on ../shared/data/meshes (slow; BENCH_ARGS=--quick for a subset)
+#             on ../shared/data/meshes (slow; BENCH_ARGS=--quick for a subset), and point clouds against
+#             Screened Poisson and GN volumes (POINTS_ARGS=--quick; open3d-cpu's import needs libusb-1.0-0,
+#             which the recipe apt-gets when missing)
 
 PYTHON ?= python3
 VENV := .venv
@@ -47,6 +49,8 @@ bench: $(ZIP)
 	$(PY) bench/bench.py --zip $(ZIP) --out bench/results --floor-cache bench/results/floor_cache.json $(BENCH_ARGS)
 	$(PY) bench/modelling.py --out out/bench-modelling --results bench/results/modelling --resolution 256
 	$(PY) bench/modelling.py --out out/bench-modelling-512 --results bench/results/modelling --resolution 512
+	dpkg -s libusb-1.0-0 >/dev/null 2>&1 || apt-get install -y libusb-1.0-0
+	$(PY) bench/points.py --zip $(ZIP) --out bench/results/points $(POINTS_ARGS)
 
 clean:
 	rm -rf build dist out
