@@ -60,6 +60,7 @@ QUICK_COUNTS = {"dense": 20_000, "sparse": 4_000}
 NOISE = 0.004  # Gaussian sigma, fraction of the longest side
 HOLES, HOLE_RADIUS = 3, 0.08
 BOTTOM = 0.04  # fraction of the height never seen
+UP = 1  # the shared meshes stand along +y: their base is the lowest y
 SEED = 0
 RESOLUTION = 256
 NORMAL_RADIUS, NORMAL_NEIGHBOURS, ORIENT_NEIGHBOURS = 0.1, 30, 100  # Open3D's documented values
@@ -85,8 +86,8 @@ def point_sets(
     noisy = points + rng.normal(0.0, NOISE, points.shape)
     centres = points[rng.choice(len(points), HOLES, replace=False)]
     far = (np.linalg.norm(points[:, None] - centres[None], axis=2) > HOLE_RADIUS).all(1)
-    low, high = points[:, 2].min(), points[:, 2].max()
-    seen = far & (points[:, 2] >= low + BOTTOM * (high - low))
+    low, high = points[:, UP].min(), points[:, UP].max()
+    seen = far & (points[:, UP] >= low + BOTTOM * (high - low))
     sparse = sample(vertices, triangles, counts["sparse"], rng)
     return {
         "clean": (points, normals),
