@@ -30,11 +30,14 @@ import torch
 import tqdm
 
 from .field_file import load_field, save_field
-from .jobs import USER_ERRORS, extract, fit
+from .jobs import USER_ERRORS, extract, fit, fit_points
+from .points import PointSet, is_point_file, read_points
 
 IGL_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 GLTF_SUFFIXES = (".glb", ".gltf")
 MESH_SUFFIXES = IGL_SUFFIXES + GLTF_SUFFIXES
+POINT_SUFFIXES = (".xyz", ".pts")  # point clouds; a PLY or OBJ without faces is one too
+INPUT_SUFFIXES = MESH_SUFFIXES + POINT_SUFFIXES
 SURFACE_FORMATS = ("obj", "ply", "off", "stl")
 MANIFEST = "manifest.jsonl"
 F_SCORE_TAU = 0.01  # of the input's longest side, as ../shared/tools/meshmetrics.py
@@ -97,12 +100,20 @@ def find_meshes(inputs: Iterable[Path], out: Path) -> list[MeshItem]:
             items.append(MeshItem(given.absolute(), Path(given.stem)))
         elif given.is_dir():
             for path in sorted(given.rglob("*")):
-                if path.suffix.lower() in MESH_SUFFIXES and path.is_file() and not path.resolve().is_relative_to(out):
+                if path.suffix.lower() in INPUT_SUFFIXES and path.is_file() and not path.resolve().is_relative_to(out):
                     relative = path.relative_to(given)
                     items.append(MeshItem(path.absolute(), relative.parent / relative.stem))
         else:
             raise BatchError(f"{given}: no such file or folder")
     return items
+
+
+def read_points_file(data: bytes, suffix: str) -> PointSet | None:
+    """The points of a point file's bytes (XYZ, PTS, or a PLY or OBJ without faces); None for a mesh."""
+    with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
+        path = Path(folder) / f"input{suffix.lower()}"
+        path.write_bytes(data)
+        return read_points(path) if is_point_file(path) else None
 
 
 def read_mesh(data: bytes, suffix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -212,13 +223,21 @@ def process_mesh(
     row: dict[str, Any] = {"node": socket.gethostname(), "fitted": field_bytes is None, "status": "failed"}
     files: dict[str | int, bytes] = {}
     try:
-        vertices, triangles = read_mesh(mesh_bytes, suffix)
-        row.update(input_vertices=len(vertices), input_triangles=len(triangles))
+        point_set = read_points_file(mesh_bytes, suffix)
+        if point_set is None:
+            vertices, triangles = read_mesh(mesh_bytes, suffix)
+            row.update(input_vertices=len(vertices), input_triangles=len(triangles))
+        else:
+            row.update(input_points=len(point_set.points))
         row["read_s"] = round(time.monotonic() - started, 3)
         with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
             field_path = Path(folder) / "field.safetensors"
             if field_bytes is None:
-                field = fit(vertices, triangles, config.preset, config.device, config.steps, config.seed)
+                field = (
+                    fit(vertices, triangles, config.preset, config.device, config.steps, config.seed)
+                    if point_set is None
+                    else fit_points(point_set, config.preset, config.device, config.steps, config.seed)
+                )
                 save_field(field_path, field)
                 files["field"] = field_bytes = field_path.read_bytes()
                 row.update(sampling_s=float(field.info["sampling_s"]), training_s=float(field.info["training_s"]))
@@ -240,7 +259,7 @@ def process_mesh(
                 "boundary_edges": boundary,
                 "nonmanifold_edges": nonmanifold,
             }
-            if config.score:
+            if config.score and point_set is None:  # points have no surface to score against
                 entry.update(score_surface((vertices, triangles), surface, config.score_samples, config.seed))
             row["surfaces"].append(entry)
         row["status"] = "done"
@@ -386,7 +405,7 @@ def run_batch(
         raise BatchError(f"surface format {config.surface_format}: write one of {', '.join(SURFACE_FORMATS)}")
     items = find_meshes(inputs, out)
     if not items:
-        raise BatchError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) under {' '.join(map(str, inputs))}")
+        raise BatchError(f"no mesh or point files ({', '.join(INPUT_SUFFIXES)}) under {' '.join(map(str, inputs))}")
     out.mkdir(parents=True, exist_ok=True)
     rows, todo = _plan(items, out, config, read_manifest(out))
     skipped = sum(row["status"] == "skipped" for row in rows)

@@ -50,7 +50,7 @@ class GridLevel(nn.Module):
 
     def __init__(self, cells: int) -> None:
         super().__init__()
-        self.side = int(round(2 * DOMAIN_HALF_EXTENT * cells)) + 1  # grid points a side
+        self.side = round(2 * DOMAIN_HALF_EXTENT * cells) + 1  # grid points a side
         self.spacing = 2 * DOMAIN_HALF_EXTENT / (self.side - 1)
         self.values = nn.Parameter(torch.zeros(self.side**3))
 
@@ -67,7 +67,12 @@ class GridLevel(nn.Module):
             return value, None
         slope = t.new_tensor([-1.0, 1.0]).expand(len(t), 2) / self.spacing
         gradient = torch.stack(
-            [(_outer(slope, y, z) * values).sum(1), (_outer(x, slope, z) * values).sum(1), (_outer(x, y, slope) * values).sum(1)], 1
+            [
+                (_outer(slope, y, z) * values).sum(1),
+                (_outer(x, slope, z) * values).sum(1),
+                (_outer(x, y, slope) * values).sum(1),
+            ],
+            1,
         )
         return value, gradient
 
@@ -134,7 +139,7 @@ def space_samples(prepared: PreparedPoints, count: int, cell: float, rng: np.ran
     winding = prepared.winding(samples[far])
     sides[far] = np.where(winding > 0.5, -1.0, 1.0)
     confidence[far] = np.clip(np.abs(winding - 0.5) * 4 - 0.2, 0, 1)
-    as_tensor = lambda array: torch.from_numpy(np.asarray(array, np.float32))  # noqa: E731
+    as_tensor = lambda array: torch.from_numpy(np.asarray(array, np.float32))
     return SpaceSamples(as_tensor(samples), as_tensor(sides), as_tensor(confidence), as_tensor(distance))
 
 
@@ -155,14 +160,15 @@ def train_on_points(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cell = 1.0 / resolution
-    field = GridField([GridLevel(cells) for cells in settings.grid_cells]).to(device)
+    levels = [GridLevel(cells) for cells in settings.grid_cells]
+    field = GridField(levels).to(device)
     space = space_samples(prepared, settings.pool, cell, rng)
     space = SpaceSamples(*(tensor.to(device) for tensor in dataclasses.astuple(space)))
     surface = torch.from_numpy(prepared.points.astype(np.float32)).to(device)
     normals = torch.from_numpy(prepared.normals.astype(np.float32)).to(device)
-    coarsest = field.levels[0].spacing
+    coarsest = levels[0].spacing
     optimiser = torch.optim.Adam(
-        [{"params": [level.values], "lr": settings.learning_rate * level.spacing / coarsest} for level in field.levels]
+        [{"params": [level.values], "lr": settings.learning_rate * level.spacing / coarsest} for level in levels]
     )
     generator = torch.Generator(device=device).manual_seed(seed)
     threads = torch.get_num_threads()
@@ -189,7 +195,9 @@ def _train_steps(
 ) -> None:
     device = surface.device
     for step in range(steps):
-        chosen = torch.randint(len(surface), (min(settings.surface_batch, len(surface)),), device=device, generator=generator)
+        chosen = torch.randint(
+            len(surface), (min(settings.surface_batch, len(surface)),), device=device, generator=generator
+        )
         sampled = torch.randint(len(space.points), (settings.space_batch,), device=device, generator=generator)
         value, gradient = field(surface[chosen], with_gradient=True)
         assert gradient is not None

@@ -20,8 +20,8 @@ from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
 from .memory import check_memory, estimate_memory_for_mesh, estimate_memory_for_points
 from .model import NeuralField
+from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
-from .points import PointSet, prepare_points
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
@@ -267,7 +267,7 @@ def run_job(job_dir: Path) -> int:
         elif spec.task == "fit_points":
             with np.load(job_dir / spec.points) as arrays:
                 check_memory(estimate_memory_for_points(len(arrays["points"]), spec.resolution), spec.resolution)
-                point_set = PointSet(*(arrays[name] if name in arrays else None for name in ("points", "normals", "colors")))
+                point_set = point_set_of(arrays)
             fitted = fit_points(point_set, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, fitted)
             field = fitted

@@ -11,6 +11,7 @@ from one side to the other.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import igl
@@ -70,7 +71,7 @@ def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, s
     with open(path, "rb") as file:
         if file.readline().strip() != b"ply":
             raise InputError(f"{path}: not a PLY file")
-        form, elements = "", []
+        form, elements = "", []  # type: tuple[str, list[tuple[str, int, list[tuple[str, str]]]]]
         while True:
             line = file.readline()
             if not line:
@@ -112,7 +113,7 @@ def _read_ply(path: Path) -> PointSet:
         raise InputError(f"{path}: unsupported vertex properties in the PLY file")
     names = [name for name, _ in properties]
     if form == "ascii":
-        table = np.loadtxt(path, max_rows=count, dtype=np.float64, ndmin=2, **_ascii_skip(path, start))
+        table = np.loadtxt(path, dtype=np.float64, skiprows=_header_lines(path, start), ndmin=2, max_rows=count)
         columns = {name: table[:, i] for i, name in enumerate(names)}
     else:
         order = {"binary_little_endian": "<", "binary_big_endian": ">"}.get(form)
@@ -138,10 +139,10 @@ def _read_ply(path: Path) -> PointSet:
     return PointSet(points, normals, colors)
 
 
-def _ascii_skip(path: Path, start: int) -> dict[str, int]:
-    """``np.loadtxt``'s skiprows for an ASCII PLY whose header ends at byte ``start``."""
+def _header_lines(path: Path, start: int) -> int:
+    """The lines of a PLY header that ends at byte ``start``."""
     with open(path, "rb") as file:
-        return {"skiprows": file.read(start).count(b"\n")}
+        return file.read(start).count(b"\n")
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -161,9 +162,11 @@ def read_points(path: Path) -> PointSet:
         with np.load(path) as arrays:
             if "points" not in arrays:
                 raise InputError(f"{path}: the .npz file has no 'points' array")
-            return PointSet(*(arrays[name] if name in arrays else None for name in ("points", "normals", "colors")))
+            return point_set_of(arrays)
     if suffix == ".obj":
-        vertices = [line.split()[1:4] for line in path.read_text(errors="replace").splitlines() if line.startswith("v ")]
+        vertices = [
+            line.split()[1:4] for line in path.read_text(errors="replace").splitlines() if line.startswith("v ")
+        ]
         return PointSet(np.array(vertices, dtype=np.float64).reshape(-1, 3))
     try:
         table = np.loadtxt(path, dtype=np.float64, ndmin=2, comments=("#", "//"))
@@ -172,6 +175,11 @@ def read_points(path: Path) -> PointSet:
     if table.shape[1] < 3:
         raise InputError(f"{path}: each line needs at least x y z")
     return PointSet(table[:, :3], table[:, 3:6] if table.shape[1] >= 6 else None)
+
+
+def point_set_of(arrays: Mapping[str, np.ndarray]) -> PointSet:
+    """The points of arrays named ``points`` and, optionally, ``normals`` and ``colors`` (an .npz file)."""
+    return PointSet(arrays["points"], arrays.get("normals"), arrays.get("colors"))
 
 
 def is_point_file(path: Path) -> bool:
@@ -183,7 +191,8 @@ def is_point_file(path: Path) -> bool:
         return ply_point_count(path) is not None
     if suffix == ".obj" and path.is_file():
         with open(path, "rb") as file:
-            return not any(line.startswith(b"f ") for line in file)
+            starts = {line[:2] for line in file}
+        return b"v " in starts and b"f " not in starts
     return False
 
 
