@@ -13,8 +13,9 @@ slope 1 everywhere (eikonal), and, at samples off the surface, the side that the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -25,6 +26,8 @@ from .model import TRUNCATION
 from .points import PreparedPoints
 from .protocol import DOMAIN_HALF_EXTENT
 
+INSIDE_WINDING = 0.5  # samples whose winding number exceeds this are inside
+WINDING_DOUBT = 0.2  # how sure a side must be (4 |w - INSIDE_WINDING| above this) before it counts
 MLS_NEIGHBOURS = 12  # points in each moving-least-squares distance
 CORNER_OFFSETS = torch.tensor([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 
@@ -137,13 +140,51 @@ def space_samples(prepared: PreparedPoints, count: int, cell: float, rng: np.ran
     sides, confidence = np.sign(along), np.where(clear, 1.0, 0.0)
     far = ~near
     winding = prepared.winding(samples[far])
-    sides[far] = np.where(winding > 0.5, -1.0, 1.0)
-    confidence[far] = np.clip(np.abs(winding - 0.5) * 4 - 0.2, 0, 1)
+    sides[far] = np.where(winding > INSIDE_WINDING, -1.0, 1.0)
+    confidence[far] = np.clip(np.abs(winding - INSIDE_WINDING) * 4 - WINDING_DOUBT, 0, 1)
     as_tensor = lambda array: torch.from_numpy(np.asarray(array, np.float32))
     return SpaceSamples(as_tensor(samples), as_tensor(sides), as_tensor(confidence), as_tensor(distance))
 
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What the field is trained on, on the training device."""
+
+    surface: torch.Tensor  # the points (N, 3)
+    normals: torch.Tensor  # their outward unit normals (N, 3)
+    space: SpaceSamples
+    cell: float  # the fit's cell: the unit of the zero and side terms
+
+    def loss(
+        self, field: GridField, settings: PointsTraining, chosen: torch.Tensor, sampled: torch.Tensor
+    ) -> torch.Tensor:
+        """The weighted terms at the points ``chosen`` and the space samples ``sampled``."""
+        value, gradient = field(self.surface[chosen], with_gradient=True)
+        space_value, space_gradient = field(self.space.points[sampled], with_gradient=True)
+        assert gradient is not None and space_gradient is not None
+        margin = 0.5 * self.space.nearest[sampled].clamp(max=TRUNCATION)
+        shortfall = torch.relu(margin - self.space.sides[sampled] * space_value)
+        return (
+            settings.zero_weight * (value / self.cell).square().mean()
+            + settings.normal_weight * (gradient - self.normals[chosen]).square().sum(1).mean()
+            + settings.eikonal_weight * (space_gradient.norm(dim=1) - 1).square().mean()
+            + settings.side_weight * (self.space.confidence[sampled] * (shortfall / self.cell).square()).mean()
+        )
+
+
+@contextlib.contextmanager
+def _one_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    """A step's tensors are small: on the CPU, more threads only wait on each other."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def train_on_points(
@@ -158,64 +199,34 @@ def train_on_points(
     """Fit a :class:`GridField` to the prepared points (see the module's note for the terms)."""
     steps = steps or settings.steps
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    cell = 1.0 / resolution
+    space = space_samples(prepared, settings.pool, 1.0 / resolution, np.random.default_rng(seed))
+    data = TrainingData(
+        surface=torch.from_numpy(prepared.points.astype(np.float32)).to(device),
+        normals=torch.from_numpy(prepared.normals.astype(np.float32)).to(device),
+        space=SpaceSamples(*(tensor.to(device) for tensor in dataclasses.astuple(space))),
+        cell=1.0 / resolution,
+    )
     levels = [GridLevel(cells) for cells in settings.grid_cells]
     field = GridField(levels).to(device)
-    space = space_samples(prepared, settings.pool, cell, rng)
-    space = SpaceSamples(*(tensor.to(device) for tensor in dataclasses.astuple(space)))
-    surface = torch.from_numpy(prepared.points.astype(np.float32)).to(device)
-    normals = torch.from_numpy(prepared.normals.astype(np.float32)).to(device)
-    coarsest = levels[0].spacing
     optimiser = torch.optim.Adam(
-        [{"params": [level.values], "lr": settings.learning_rate * level.spacing / coarsest} for level in levels]
+        [
+            {"params": [level.values], "lr": settings.learning_rate * level.spacing / levels[0].spacing}
+            for level in levels
+        ]
     )
     generator = torch.Generator(device=device).manual_seed(seed)
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # a step's tensors are small: more threads only wait on each other
-    try:
-        _train_steps(field, settings, steps, cell, optimiser, generator, surface, normals, space, on_step)
-    finally:
-        torch.set_num_threads(threads)
+    surface_batch = min(settings.surface_batch, len(data.surface))
+    with _one_thread_on_cpu(device):
+        for step in range(steps):
+            chosen = torch.randint(len(data.surface), (surface_batch,), device=device, generator=generator)
+            sampled = torch.randint(len(space.points), (settings.space_batch,), device=device, generator=generator)
+            loss = data.loss(field, settings, chosen, sampled)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if on_step is not None:
+                on_step(step + 1, steps, float(loss.detach()))
     return field.eval()
-
-
-def _train_steps(
-    field: GridField,
-    settings: PointsTraining,
-    steps: int,
-    cell: float,
-    optimiser: torch.optim.Optimizer,
-    generator: torch.Generator,
-    surface: torch.Tensor,
-    normals: torch.Tensor,
-    space: SpaceSamples,
-    on_step: StepCallback | None,
-) -> None:
-    device = surface.device
-    for step in range(steps):
-        chosen = torch.randint(
-            len(surface), (min(settings.surface_batch, len(surface)),), device=device, generator=generator
-        )
-        sampled = torch.randint(len(space.points), (settings.space_batch,), device=device, generator=generator)
-        value, gradient = field(surface[chosen], with_gradient=True)
-        assert gradient is not None
-        space_value, space_gradient = field(space.points[sampled], with_gradient=True)
-        assert space_gradient is not None
-        margin = 0.5 * space.nearest[sampled].clamp(max=TRUNCATION)
-        shortfall = torch.relu(margin - space.sides[sampled] * space_value)
-        loss = (
-            settings.zero_weight * (value / cell).square().mean()
-            + settings.normal_weight * (gradient - normals[chosen]).square().sum(1).mean()
-            + settings.eikonal_weight * (space_gradient.norm(dim=1) - 1).square().mean()
-            + settings.side_weight * (space.confidence[sampled] * (shortfall / cell).square()).mean()
-        )
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if on_step is not None:
-            on_step(step + 1, steps, float(loss.detach()))
 
 
 class TrainedDistance:

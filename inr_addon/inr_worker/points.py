@@ -312,7 +312,7 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, near: np.ndarray, sp
     return np.where(flips[:count, None], -normals, normals)
 
 
-def smoothed(points: np.ndarray, normals: np.ndarray, near: np.ndarray, rounds: int = 2) -> np.ndarray:
+def smoothed(points: np.ndarray, normals: np.ndarray, near: np.ndarray, rounds: int = 1) -> np.ndarray:
     """Noisy points moved along their normals onto the mean plane of their neighbours ``near`` (N, k)."""
     for _ in range(rounds):
         for start in range(0, len(points), CHUNK):
