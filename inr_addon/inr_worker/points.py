@@ -312,15 +312,15 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, near: np.ndarray, sp
     return np.where(flips[:count, None], -normals, normals)
 
 
-def smoothed(points: np.ndarray, normals: np.ndarray, near: np.ndarray, rounds: int = 1) -> np.ndarray:
-    """Noisy points moved along their normals onto the mean plane of their neighbours ``near`` (N, k)."""
-    for _ in range(rounds):
-        for start in range(0, len(points), CHUNK):
-            rows = slice(start, start + CHUNK)
-            offsets = points[near[rows]] - points[rows, None]
-            heights = np.einsum("nki,ni->nk", offsets, normals[rows])
-            points[rows] += normals[rows] * heights.mean(1, keepdims=True)
-    return points
+def smoothed(points: np.ndarray, normals: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Noisy points moved along their normals onto the mean plane of their neighbours ``near`` (N, k), once
+    (a second round shrinks curved parts more than it removes noise: spot, noisy, Chamfer 7.1e-4 -> 1.08e-3)."""
+    moved = points.copy()
+    for start in range(0, len(points), CHUNK):
+        rows = slice(start, start + CHUNK)
+        heights = np.einsum("nki,ni->nk", points[near[rows]] - points[rows, None], normals[rows])
+        moved[rows] += normals[rows] * heights.mean(1, keepdims=True)
+    return moved
 
 
 def point_areas(near_distances: np.ndarray) -> np.ndarray:
