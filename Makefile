@@ -12,6 +12,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-batch.txt | cksum | cut -d' ' -f1)
 BLENDER_EXT := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py
+# The tags extensions.blender.org accepts, as Blender ships them.
+BLENDER_TAGS := $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/modules/_bpy_internal/extensions/tags.py
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' blender_manifest.toml)
 ZIP := dist/inr_addon-$(VERSION).zip
 SOURCES := blender_manifest.toml $(shell find inr_addon -name '*.py')
@@ -35,7 +37,7 @@ $(ZIP): $(STAMP) $(SOURCES)
 	rm -rf build/inr_addon && mkdir -p build/inr_addon dist
 	cp blender_manifest.toml build/inr_addon/
 	cp -r inr_addon/. build/inr_addon/
-	$(PY) $(BLENDER_EXT) validate build/inr_addon
+	$(PY) $(BLENDER_EXT) validate build/inr_addon --valid-tags $(BLENDER_TAGS)
 	$(PY) $(BLENDER_EXT) build --source-dir build/inr_addon --output-dir dist
 
 test: $(ZIP)

@@ -6,7 +6,7 @@ pictures, against the same picture stored in the same bytes as a smaller bitmap,
 PSNR is ../shared/tools/imagemetrics.py's (8-bit RGB, all pixels and channels). Two bicubic baselines
 get the field's bytes: a raw 8-bit RGB bitmap (the issue's), and a PNG file (stricter: a lossless
 coder spends the bytes better). Fit times are wall times next to a fixed reference workload timed in
-the same run just before each fit (a float32 matmul loop), so that a loaded machine shows as a ratio.
+the same run just before each fit (a float32 matmul loop), so that a change in the machine's speed shows as a ratio.
 Writes images.json, images.md (a Markdown table) and images_crop.png (a 4x zoomed crop).
 """
 
