@@ -27,7 +27,8 @@ from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
-WIDTH_NOISE = 2.5  # in their scatter about their local planes, whichever is wider
+WIDTH_NOISE = 2.5  # in their scatter about their local planes, or
+WIDTH_CELLS = 0.8  # in the fit's cells (so that it reaches across the band on dense clouds), whichever is widest
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
 
 
@@ -98,7 +99,7 @@ def fit_points(
     trained = train_on_points(prepared, config.resolution, settings, torch_device, steps, seed, progress.step)
     trained_at = time.monotonic()
     progress.stage("sampling", f"narrow band at {config.resolution} cells")
-    width = max(WIDTH_SPACINGS * prepared.spacing, WIDTH_NOISE * prepared.noise)
+    width = max(WIDTH_SPACINGS * prepared.spacing, WIDTH_NOISE * prepared.noise, WIDTH_CELLS * config.cell)
     distance = TrainedDistance(trained, prepared, torch_device, width)
     keys, values, inside = narrow_band(distance, config)
     if not inside.any() and not (values < 0).any():

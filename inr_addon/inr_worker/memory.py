@@ -82,7 +82,7 @@ def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolu
     return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL)
 
 
-BYTES_PER_POINT = 1_200  # a fitted point's share: its copies, neighbours (k-nearest lists) and training samples
+BYTES_PER_POINT = 2_200  # a fitted point's share: its copies, neighbours (k-nearest lists) and training samples
 POINTS_SURFACE_AREA = 4.0  # the surface area assumed for a points fit's meshing, unit frame (a cube has 6)
 
 
