@@ -60,10 +60,10 @@ def test_normals_are_oriented_outwards_on_thin_parts():
     agree = np.einsum("ij,ij->i", prepared.normals, true_normals)
     assert (agree > 0).mean() > 0.998
     # the thin parts: points whose nearest point on the other side of the solid is close
-    inward = cloud - 0.01 * true_normals
+    inward = cloud - 0.02 * np.ptp(cloud, axis=0).max() * true_normals
     winding = igl.fast_winding_number(*igl.read_triangle_mesh(str(MESHES / "armadillo_lowres.obj"))[:2], inward)
-    thin = np.abs(winding) < 0.5  # a step of 1% of the size inwards leaves the solid
-    assert thin.sum() > 500
+    thin = np.abs(winding) < 0.5  # a step of 2% of the size inwards leaves the solid
+    assert thin.sum() > 150
     assert (agree[thin] > 0).mean() > 0.99
 
 
@@ -78,7 +78,7 @@ def test_a_sphere_of_points_gives_a_closed_round_solid_that_reopens_from_its_fil
         radii = np.linalg.norm(vertices - 5.0, axis=1)
         assert abs(np.median(radii) - 2.0) < 0.02 and radii.max() - radii.min() < 0.1
     finer = extract(load_field(path), 160)[0]
-    assert np.abs(np.linalg.norm(finer - 5.0, axis=1) - 2.0).max() < 0.04
+    assert np.abs(np.linalg.norm(finer - 5.0, axis=1) - 2.0).max() < 0.08  # 3000 points: 0.13 apart
 
 
 def test_scan_holes_and_an_unseen_base_are_closed():
