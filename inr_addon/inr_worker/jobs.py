@@ -29,6 +29,7 @@ from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
 WIDTH_NOISE = 2.5  # in their scatter about their local planes, or
 WIDTH_CELLS = 0.8  # in the fit's cells (so that it reaches across the band on dense clouds), whichever is widest
+POINTS_ISLAND_SHARE = 0.01  # pieces of a points fit under this share of its largest solid's volume are dropped
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
 
 
@@ -215,6 +216,8 @@ def extract(
         raise operations.OperationError(operations.empty_message(composite.operation)) from error
     if composite is not None:
         vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
+    elif field.info.get("source") == "POINTS":  # a scan's stray points can leave specks beside the solid
+        vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
     return field.frame.from_unit(vertices), triangles
 
 
