@@ -3,23 +3,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import igl
 import numpy as np
 import pytest
-from conftest import MESHES, ROOT
+from conftest import MESHES
 from meshmetrics import compare_arrays, edge_counts
+from test_worker import run_cli
 
 from inr_worker import batch, operations, points
 from inr_worker.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit, fit_points
 from inr_worker.points import PointSet
-
-WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
 
 
 def sample_mesh(name: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -40,17 +36,6 @@ def sample_mesh(name: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.nd
 def sphere_points(count: int, seed: int = 0) -> np.ndarray:
     directions = np.random.default_rng(seed).normal(size=(count, 3))
     return directions / np.linalg.norm(directions, axis=1, keepdims=True)
-
-
-def run_worker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "inr_worker", *args],
-        check=False,
-        env=WORKER_ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_normals_are_oriented_outwards_on_thin_parts():
@@ -156,9 +141,7 @@ def write_xyz(path: Path, cloud: np.ndarray) -> Path:
 )
 def test_bad_points_on_the_command_line_are_one_line_and_write_nothing(tmp_path, cloud, message):
     source = write_xyz(tmp_path / "scan.xyz", cloud)
-    result = run_worker(
-        "fit", str(source), "--field", str(tmp_path / "f.safetensors"), "--out", str(tmp_path / "m.obj")
-    )
+    result = run_cli("fit", str(source), "--field", str(tmp_path / "f.safetensors"), "--out", str(tmp_path / "m.obj"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"inr_worker: error: {message}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.xyz"]
@@ -168,7 +151,7 @@ def test_a_cloud_too_big_for_memory_is_refused_from_the_ply_header(tmp_path):
     path = tmp_path / "huge.ply"
     path.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 40000000000\nproperty float x\n"
                      b"property float y\nproperty float z\nend_header\n")  # fmt: skip
-    result = run_worker("fit", str(path), "--field", str(tmp_path / "f.safetensors"))
+    result = run_cli("fit", str(path), "--field", str(tmp_path / "f.safetensors"))
     assert result.returncode == 1
     (line,) = [line for line in result.stderr.splitlines() if "error" in line]
     assert "needs about" in line and "GB of memory" in line
@@ -177,7 +160,7 @@ def test_a_cloud_too_big_for_memory_is_refused_from_the_ply_header(tmp_path):
 def test_the_command_line_and_batch_fit_a_point_file(tmp_path):
     cloud, _, vertices, triangles = sample_mesh("spot.obj", 20_000)
     source = write_xyz(tmp_path / "spot.xyz", cloud)
-    result = run_worker(
+    result = run_cli(
         "fit", str(source), "--preset", "FAST", "--field", str(tmp_path / "f.safetensors"),
         "--out", str(tmp_path / "spot.obj"), "--resolution", "96",
     )  # fmt: skip
