@@ -12,9 +12,9 @@ import torch
 from conftest import MESHES
 
 from inr_worker import jobs, operations, protocol, sampling
+from inr_worker.band_field import BandField, FieldConfig
 from inr_worker.extract import SAFETY
 from inr_worker.field_file import StoredField, load_field, save_field
-from inr_worker.model import FieldConfig, NeuralField
 
 CONFIG = FieldConfig(resolution=64)
 
@@ -23,7 +23,7 @@ CONFIG = FieldConfig(resolution=64)
 def bunny_band():
     vertices, triangles = igl.read_triangle_mesh(str(MESHES / "bunny_closed_lowres.obj"))[:2]
     band = sampling.sample_band(vertices, triangles, CONFIG)
-    model = NeuralField(CONFIG, *(torch.from_numpy(array) for array in band.arrays()))
+    model = BandField(CONFIG, *(torch.from_numpy(array) for array in band.arrays()))
     return band, model
 
 
@@ -52,7 +52,7 @@ def test_open_mesh_band_follows_the_winding_number():
     vertices, triangles = igl.read_triangle_mesh(str(MESHES / "cube_no_bottom.obj"))[:2]
     config = FieldConfig(resolution=32)
     band = sampling.sample_band(vertices, triangles, config)
-    model = NeuralField(config, *(torch.from_numpy(array) for array in band.arrays()))
+    model = BandField(config, *(torch.from_numpy(array) for array in band.arrays()))
     centre_and_below = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -0.55]])
     inside, outside = model.evaluate(centre_and_below).tolist()
     assert inside < 0 < outside
@@ -69,7 +69,7 @@ def test_the_side_follows_the_winding_number_across_an_opening_point_by_point():
     vertices = vertices @ (about_y @ about_x).T  # the opening lies across the grid
     config = FieldConfig(resolution=64)
     band = sampling.sample_band(vertices, triangles, config)
-    model = NeuralField(config, *(torch.from_numpy(array) for array in band.arrays()))
+    model = BandField(config, *(torch.from_numpy(array) for array in band.arrays()))
     points = np.random.default_rng(0).uniform(-0.6, 0.6, (200_000, 3))
     field_inside = model.evaluate(torch.from_numpy(points.astype(np.float32))).numpy() < 0
     assert (field_inside != band.distance.inside(points)).mean() < 0.0015

@@ -16,9 +16,9 @@ from test_extract import active_cells, dense_surface, hausdorff, same_cells
 
 from inr_worker import extract as extraction
 from inr_worker import operations, protocol, sampling
+from inr_worker.band_field import FieldConfig
 from inr_worker.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
-from inr_worker.model import FieldConfig
 
 WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from skimage.measure import marching_cubes
 
+from .band_field import TRUNCATION
 from .memory import BASE_BYTES, check_memory
-from .model import TRUNCATION
 
 ChunkKey = tuple[int, ...]  # a chunk's position, in chunks along each axis
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol
-from .model import FieldConfig, NeuralField
+from .band_field import BandField, FieldConfig
 from .sampling import UnitFrame
 
 _NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F64": np.float64}
@@ -23,7 +23,7 @@ _NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F64": np.float
 class StoredField:
     """A field with what is needed to place its surface back in the mesh's coordinates."""
 
-    model: NeuralField
+    model: BandField
     frame: UnitFrame
     low: np.ndarray  # bounding box of the source mesh, unit frame
     high: np.ndarray
@@ -76,7 +76,7 @@ def load_field(path: Path) -> StoredField:
     numbers = np.concatenate([arrays[name] for name in ("frame.centre", "frame.scale", "bounds.low", "bounds.high")])
     if not np.isfinite(numbers).all() or not scale > 0:
         raise protocol.ProtocolError("the stored field is damaged (its frame is not finite); re-fit this object")
-    model = NeuralField.from_stored(config, arrays)
+    model = BandField.from_stored(config, arrays)
     frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=scale)
     low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
     info = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "field_config")}

@@ -22,7 +22,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
-from .model import TRUNCATION
+from .band_field import TRUNCATION
 from .points import PreparedPoints
 from .protocol import DOMAIN_HALF_EXTENT
 

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from . import operations, protocol
+from .band_field import BandField
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, save_field
 from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
 from .memory import check_memory, estimate_memory_for_mesh, estimate_memory_for_points
-from .model import NeuralField
 from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
@@ -51,7 +51,7 @@ def fit(
     started = time.monotonic()
     progress.stage("sampling", f"narrow band at {config.resolution} cells, {len(triangles)} triangles")
     band = sample_band(vertices, triangles, config)
-    model = NeuralField(config, *(torch.from_numpy(array) for array in band.arrays()))
+    model = BandField(config, *(torch.from_numpy(array) for array in band.arrays()))
     steps = steps or settings.steps
     sampled = time.monotonic()
     if steps:
@@ -106,7 +106,7 @@ def fit_points(
     if not inside.any() and not (values < 0).any():
         raise InputError("no surface found: the points enclose no volume")
     coarse = coarse_distances(distance, config)
-    model = NeuralField(config, *(torch.from_numpy(array) for array in (keys, values, inside, coarse)))
+    model = BandField(config, *(torch.from_numpy(array) for array in (keys, values, inside, coarse)))
     info = {
         "preset": preset,
         "device": torch_device.type,
@@ -140,7 +140,7 @@ def fit_shape(
     if not inside.any() and not (values < 0).any():
         raise InputError("no silhouette found: the solid has no volume")
     coarse = coarse_distances(distance, settings.field)
-    model = NeuralField(settings.field, *(torch.from_numpy(array) for array in (keys, values, inside, coarse)))
+    model = BandField(settings.field, *(torch.from_numpy(array) for array in (keys, values, inside, coarse)))
     info = {
         "preset": preset,
         "device": pick_device(device).type,

@@ -26,8 +26,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from . import protocol
+from .band_field import TRUNCATION
 from .field_file import StoredField, load_field
-from .model import TRUNCATION
 from .sampling import UnitFrame
 
 COMPOSITE_KEY = protocol.COMPOSITE_KEY

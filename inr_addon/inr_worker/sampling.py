@@ -14,7 +14,7 @@ from typing import Protocol
 import igl
 import numpy as np
 
-from .model import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
+from .band_field import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
 
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
 WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy, for closed meshes: agrees with the default 2, 4x faster
@@ -156,7 +156,7 @@ class Band:
     coarse: np.ndarray
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """What :class:`NeuralField` is built from, in its order."""
+        """What :class:`BandField` is built from, in its order."""
         return self.keys, self.values, self.inside, self.coarse
 
 

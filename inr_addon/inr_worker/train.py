@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .band_field import BandField, FieldConfig
 from .grid_field import PointsTraining
-from .model import FieldConfig, NeuralField
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def train_field(
-    model: NeuralField,
+    model: BandField,
     points: np.ndarray,
     distances: np.ndarray,
     preset: Preset,
@@ -68,7 +68,7 @@ def train_field(
     steps: int = 0,
     seed: int = 0,
     on_step: StepCallback | None = None,
-) -> NeuralField:
+) -> BandField:
     """Fit the band's values to (points, signed distances) by least squares, kept close to their start.
 
     The field is linear in its values ``v``: at the sample points it reads ``A v + b``. Each step is one

@@ -63,7 +63,7 @@ def _outer(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, combine) -> torch.
     return combine(combine(x[:, :, None, None], y[:, None, :, None]), z[:, None, None, :]).reshape(len(x), 8)
 
 
-class NeuralField(nn.Module):
+class BandField(nn.Module):
     """f(x) -> signed distance, for points x of shape (N, 3) in the unit frame.
 
     ``brick_keys`` (M,) are the flat indices of the band's bricks, ascending; ``brick_values`` (M, b^3)
@@ -238,7 +238,7 @@ class NeuralField(nn.Module):
         }
 
     @classmethod
-    def from_stored(cls, config: FieldConfig, arrays: dict[str, np.ndarray]) -> NeuralField:
+    def from_stored(cls, config: FieldConfig, arrays: dict[str, np.ndarray]) -> BandField:
         """Rebuild a field from :meth:`stored_arrays` (already checked against ``config``)."""
         side = config.bricks_per_side
         inside = np.unpackbits(arrays["inside_bits"], count=side**3).astype(bool)
