@@ -426,6 +426,7 @@ def table(rows: list[dict], command: str) -> str:
             row.get("error", "").replace("|", "/"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["\n## Ours against Screened Poisson d8 on the same points\n", summary(rows)]
     lines += [
         "\n## Time summed over the cases where SPSR d8 also ran\n",
         "| method | cases | ok | wall s | × SPSR d8 time | Chamfer-L1 (geometric mean of ok) | IoU (median of ok) |",
@@ -452,6 +453,38 @@ def table(rows: list[dict], command: str) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def summary(rows: list[dict]) -> str:
+    """Markdown: ours against Screened Poisson d8 on the same points, one row per mesh and case."""
+    found = {(row["mesh"], row["case"], row["method"]): row for row in rows if "chamfer_l1" in row}
+    lines = [
+        (
+            "| mesh | case | Chamfer-L1: ours (× SPSR d8) | IoU: ours / SPSR d8 | normal cons.: ours / SPSR d8 "
+            "| boundary + non-manifold edges: ours / SPSR d8 | time × SPSR d8 |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mesh, case in dict.fromkeys((row["mesh"], row["case"]) for row in rows):
+        ours, base = found.get((mesh, case, "ours")), found.get((mesh, case, BASE))
+        if ours is None or base is None:
+            continue
+        cells = [
+            Path(mesh).stem,
+            case,
+            f"{ours['chamfer_l1']:.2e} ({ours['chamfer_l1'] / base['chamfer_l1']:.2f})",
+            f"{ours['iou']:.4f} / {base['iou']:.4f}",
+            f"{ours['normal_consistency']:.4f} / {base['normal_consistency']:.4f}",
+            f"{open_edges(ours)} / {open_edges(base)}",
+            f"{ours['wall_s'] / base['wall_s']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def open_edges(row: dict) -> int:
+    """Boundary and non-manifold edges together."""
+    return row["boundary_edges"] + row["nonmanifold_edges"]
 
 
 def plot(rows: list[dict], path: Path, command: str) -> None:
@@ -496,6 +529,7 @@ def main() -> None:
     parser.add_argument("--preset", default="BALANCED", help="ours' preset")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds for one run of ours")
     parser.add_argument("--through-blender", action="store_true", help="also ours via inr.fit_mesh (needs --zip)")
+    parser.add_argument("--tables-only", action="store_true", help="rewrite table.md and the plot from results.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--command", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -505,6 +539,11 @@ def main() -> None:
         return
     if args.through_blender and args.zip is None:
         parser.error("--through-blender needs --zip")
+    if args.tables_only:
+        results = json.loads((args.out / "results.json").read_text())
+        (args.out / "table.md").write_text(table(results["rows"], results["command"]))
+        plot(results["rows"], args.out / "points.png", results["command"])
+        return
     args.meshes = args.meshes or (CLOSED[:1] if args.quick else CLOSED)
     args.counts = QUICK_COUNTS if args.quick else COUNTS
     args.out.mkdir(parents=True, exist_ok=True)

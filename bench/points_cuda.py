@@ -3,6 +3,10 @@ spot and armadillo, then a cloud of two million points on the GPU (time and peak
 
     PYTHONPATH=inr_addon:../shared/tools python bench/points_cuda.py > bench/results/points/cuda-h200.jsonl
 
+and the two-million-point fit alone on this machine's CPU:
+
+    PYTHONPATH=inr_addon:../shared/tools python bench/points_cuda.py --big-on CPU > bench/results/points/big-cpu-2core.jsonl
+
 Each line is one fit: its device, wall times (fit, extraction at 256) and scores against the mesh the points
 were sampled from (meshmetrics, 100k samples). The cases are drawn as bench/points.py draws them, with this
 script's own seeds.
@@ -73,7 +77,23 @@ def fitted(points: np.ndarray, device: str, vertices: np.ndarray, triangles: np.
     }
 
 
+def big_cloud(device: str) -> dict:
+    """Two million points (armadillo, twenty clean draws) fitted on ``device``, with the peak memory."""
+    _, vertices, triangles = scan_case("armadillo_lowres.obj", "clean")
+    big = np.concatenate([scan_case("armadillo_lowres.obj", "clean", seed)[0] for seed in range(20)])
+    if device == "CUDA":
+        torch.cuda.reset_peak_memory_stats()
+    row = fitted(big, device, vertices, triangles)
+    row.update(points=len(big), process_peak_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2))
+    if device == "CUDA":
+        row.update(gpu_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2))
+    return row
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--big-on"]:
+        print(json.dumps(big_cloud(sys.argv[2])), flush=True)
+        return
     for mesh in ("spot.obj", "armadillo_lowres.obj"):
         for case in ("clean", "noisy", "holes", "sparse"):
             points, vertices, triangles = scan_case(mesh, case)
@@ -81,16 +101,7 @@ def main() -> None:
                 print(
                     json.dumps({"mesh": mesh, "case": case, **fitted(points, device, vertices, triangles)}), flush=True
                 )
-    _, vertices, triangles = scan_case("armadillo_lowres.obj", "clean")
-    big = np.concatenate([scan_case("armadillo_lowres.obj", "clean", seed)[0] for seed in range(20)])
-    torch.cuda.reset_peak_memory_stats()
-    row = fitted(big, "CUDA", vertices, triangles)
-    row.update(
-        points=len(big),
-        gpu_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        process_peak_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-    )
-    print(json.dumps(row), flush=True)
+    print(json.dumps(big_cloud("CUDA")), flush=True)
     print(json.dumps({"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}), file=sys.stderr)
 
 
