@@ -225,6 +225,21 @@ def bricks_per_side(resolution: int, brick: int) -> int:
     return math.ceil(2 * DOMAIN_HALF_EXTENT * resolution / brick)
 
 
+def field_file_problem(data: bytes) -> str | None:
+    """Why a file's bytes are not a field file at all (not safetensors, or safetensors of another kind), or
+    None. A field file that is damaged passes here and is refused by :func:`check_field`."""
+    not_a_field = "not a field file (a field is the .safetensors file that Fit, inr_worker fit --field or batch write)"
+    if len(data) < 10 or data[8:10] != b'{"':
+        return not_a_field
+    try:
+        _, metadata = read_safetensors(data)
+    except ProtocolError:
+        return None  # a safetensors header cut short or damaged: check_field says so
+    if metadata.get("format") != FIELD_FORMAT:
+        return not_a_field
+    return None
+
+
 def check_field(data: bytes) -> dict[str, str]:
     """Return a stored field's metadata, or raise ProtocolError that says to re-fit.
 
