@@ -162,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser.add_argument("mesh", type=Path)
     fit_parser.add_argument("--field", type=Path, required=True, help="where to write the field (.safetensors)")
     fit_parser.add_argument("--preset", choices=protocol.PRESET_NAMES, default="BALANCED")
-    fit_parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    fit_parser.add_argument(
+        "--steps", type=int, default=0, help="refinement steps (default: the preset's; meshes need none)"
+    )
     fit_parser.add_argument("--seed", type=int, default=0)
     fit_parser.add_argument("--out", type=Path, help="also extract the surface to this mesh file")
     fit_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
@@ -190,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch_parser.add_argument(
         "--resolution", type=_resolution, nargs="+", default=[256], help="one surface a resolution (default 256)"
     )
-    batch_parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    batch_parser.add_argument(
+        "--steps", type=int, default=0, help="refinement steps (default: the preset's; meshes need none)"
+    )
     batch_parser.add_argument("--seed", type=int, default=0)
     batch_parser.add_argument("--format", choices=("obj", "ply", "off", "stl"), default="obj", help="surface files")
     batch_parser.add_argument(

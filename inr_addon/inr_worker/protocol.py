@@ -29,9 +29,9 @@ FIELD_BRICKS = (2, 4, 8)  # brick sides a field may have
 FIELD_COARSE_POINTS = (2, 256)  # points per side of a field's coarse distance grid
 
 PRESETS: tuple[tuple[str, str, str], ...] = (
-    ("FAST", "Fast", "A quick rough fit, for blocking out"),
-    ("BALANCED", "Balanced", "Good detail in well under a minute on a laptop CPU"),
-    ("QUALITY", "Quality", "Finer detail, several times longer"),
+    ("FAST", "Fast", "Keeps detail up to resolution 192: a smaller field and a slightly quicker fit"),
+    ("BALANCED", "Balanced", "Keeps detail up to resolution 256; seconds for most meshes on a laptop CPU"),
+    ("QUALITY", "Quality", "Keeps detail up to resolution 512, for close-ups; a larger field and a longer fit"),
 )
 PRESET_NAMES = tuple(name for name, _, _ in PRESETS)
 DEVICES = ("AUTO", "CPU", "CUDA", "MPS")
