@@ -135,7 +135,8 @@ class INR_ImageSettings(bpy.types.PropertyGroup):
     )
     resolution: bpy.props.IntProperty(
         name="Resolution",
-        description="Image: width in pixels (0: the source's). Silhouette, Hull: marching-cubes cells (0: 256)",
+        description="Image: width in pixels (0: the source's). Silhouette, Hull: how fine the surface is, in steps "
+        "across its longest side (0: 256)",
         default=0,
         min=0,
         max=protocol.MAX_IMAGE_SIDE,

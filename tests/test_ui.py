@@ -167,11 +167,14 @@ def test_settings_speak_to_artists(scene):
     panel = draw_everything(bpy)
     preferences = bpy.context.preferences.addons[ADDON].preferences
     fit_rna = bpy.ops.inr.fit_mesh.get_rna_type().properties
-    texts = [prop.description for prop in drawn_settings(bpy, panel)]
-    texts += [prop.description for prop in preferences.bl_rna.properties if prop.identifier != "rna_type"]
-    texts += [prop.description for prop in fit_rna if prop.identifier != "rna_type"]
-    for prop in [*drawn_settings(bpy, panel), *preferences.bl_rna.properties, *fit_rna]:
-        texts += [item.description for item in getattr(prop, "enum_items", [])]
+    scene = bpy.context.scene
+    settings = [drawn_settings(bpy, panel), preferences.bl_rna.properties, fit_rna]
+    settings += [
+        group.bl_rna.properties for group in (scene.inr_settings, scene.inr_modelling, scene.inr_image_settings)
+    ]
+    settings += [getattr(bpy.ops.inr, name).get_rna_type().properties for name in ("extract_mesh", "import_field")]
+    texts = [prop.description for props in settings for prop in props if prop.identifier != "rna_type"]
+    texts += [item.description for props in settings for prop in props for item in getattr(prop, "enum_items", [])]
     for text in texts:
         assert not any(words in text for words in WORDS_FOR_DEVELOPERS), text
     assert all(item.args.get("text") != "" for item in panel.of("prop")), "a setting drawn without its name"
