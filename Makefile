@@ -1,7 +1,8 @@
 # make demo   set up .venv and run the demo (fit Suzanne, extract twice, render a comparison)
 # make test   set up .venv, build the extension zip and run the tests
 # make check  lint, format check and type check, in their own .venv-check
-# make build  write dist/inr_addon-<version>.zip
+# make build  write dist/inr_addon-<version>.zip (Python 3.11's standard library only; checked by Blender's
+#             blender_ext.py where .venv has the bpy wheel)
 # make bench  measure presets, Voxel Remesh, SDF grid nodes, make_mesh_watertight, the exact-SDF floor and modelling
 #             on ../shared/data/meshes (slow; BENCH_ARGS=--quick for a subset), and point clouds against
 #             Screened Poisson and GN volumes (POINTS_ARGS=--quick; open3d-cpu's import needs libusb-1.0-0,
@@ -33,20 +34,17 @@ $(STAMP): requirements.txt requirements-batch.txt
 build: $(ZIP)
 
 # The zip holds the manifest and the contents of inr_addon/ at its top, as Blender expects.
-$(ZIP): $(STAMP) $(SOURCES)
-	rm -rf build/inr_addon && mkdir -p build/inr_addon dist
-	cp blender_manifest.toml build/inr_addon/
-	cp -r inr_addon/. build/inr_addon/
-	$(PY) $(BLENDER_EXT) validate build/inr_addon --valid-tags $(BLENDER_TAGS)
-	$(PY) $(BLENDER_EXT) build --source-dir build/inr_addon --output-dir dist
+$(ZIP): $(SOURCES) scripts/build_zip.py
+	$(PYTHON) scripts/build_zip.py --out dist
+	if [ -f $(BLENDER_EXT) ]; then $(PY) $(BLENDER_EXT) validate $(ZIP) --valid-tags $(BLENDER_TAGS); fi
 
-test: $(ZIP)
+test: $(STAMP) $(ZIP)
 	$(PY) -m pytest -q tests
 
-demo: $(ZIP)
+demo: $(STAMP) $(ZIP)
 	$(PY) scripts/demo.py --zip $(ZIP) --out out/demo
 
-bench: $(ZIP)
+bench: $(STAMP) $(ZIP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) bench/bench.py --zip $(ZIP) --out bench/results --floor-cache bench/results/floor_cache.json $(BENCH_ARGS)
 	$(PY) bench/modelling.py --out out/bench-modelling --results bench/results/modelling --resolution 256

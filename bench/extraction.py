@@ -2,11 +2,18 @@
 cubes (the whole grid evaluated, as the extractor did before) measured in the same run.
 
     python bench/extraction.py FIELD.safetensors [--resolutions 256 512 1024 2048] [--dense 256 512]
+    python bench/extraction.py --blender-vs-cli [--meshes spot.obj ...] [--resolution 512] [--zip dist/...zip]
 
 Each extraction runs in a process of its own, as the worker does it (``jobs.extract`` and
 ``jobs.write_surface``), so that the peak RSS is its own. Where both ran, the
 Hausdorff distance between the sparse and the dense vertices is given in cells. The last line is the
 time that ``mesh_data.fill_mesh`` (bpy) takes to write the largest result of at most 2M triangles back.
+
+``--blender-vs-cli`` fits each shared mesh (BALANCED, by the command line), then re-extracts its field at
+``--resolution`` both through Blender (``inr.extract_mesh`` on the field imported with ``inr.import_field``,
+the add-on installed from the zip) and through ``inr_worker extract`` (a process of its own, writing a
+binary PLY), one after the other, and gives each wall time, their ratio, and the share of Blender's time
+spent reading the worker's surface and writing it into the mesh (``read_surface`` + ``fill_mesh``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -107,6 +115,59 @@ def write_back(surface: Path) -> None:
     print(json.dumps({"triangles": len(triangles), "seconds": min(times)}))
 
 
+def _timed(module, name: str, timings: dict[str, float]) -> None:
+    """Wrap ``module.name`` so that its wall time adds up in ``timings[name]``."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+    setattr(module, name, wrapper)
+
+
+def blender_vs_cli(meshes: list[Path], resolution: int, zip_path: Path) -> None:
+    """Re-extract each mesh's field at ``resolution`` in Blender and on the command line; prints a table."""
+    sys.path[:0] = [str(ROOT / "scripts")]
+    from headless import ADDON, start_blender
+
+    bpy = start_blender(zip_path)
+    operator = sys.modules[ADDON + ".operators.extract_mesh"]
+    worker = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
+    print(f"Re-extraction at {resolution} of a BALANCED field (fitted by the command line)\n")
+    print("| mesh | triangles | Blender s | reading + writing the mesh s (share) | command line s | Blender ÷ CLI |")
+    print("|---|---|---|---|---|---|")
+    timings: dict[str, float] = {}
+    _timed(operator, "read_surface", timings)
+    _timed(operator.mesh_data, "fill_mesh", timings)
+    with tempfile.TemporaryDirectory() as scratch:
+        for mesh in meshes:
+            field = Path(scratch) / f"{mesh.stem}.safetensors"
+            command = [sys.executable, "-m", "inr_worker", "fit", str(mesh), "--field", str(field)]
+            subprocess.run(command, env=worker, capture_output=True, check=True)
+            bpy.ops.wm.read_homefile(use_empty=True)
+            bpy.ops.inr.import_field(filepath=str(field), resolution=32)
+            timings.clear()
+            started = time.perf_counter()
+            bpy.ops.inr.extract_mesh(resolution=resolution)
+            blender = time.perf_counter() - started
+            triangles = len(bpy.context.active_object.data.polygons)
+            started = time.perf_counter()
+            out = Path(scratch) / f"{mesh.stem}.ply"
+            command = [sys.executable, "-m", "inr_worker", "extract", str(field), "--resolution", str(resolution)]
+            subprocess.run([*command, "--out", str(out)], env=worker, capture_output=True, check=True)
+            cli = time.perf_counter() - started
+            writing = sum(timings.values())
+            print(
+                f"| {mesh.name} | {triangles:,} | {blender:.1f} | {writing:.2f} ({writing / blender:.0%}) | "
+                f"{cli:.1f} | {blender / cli:.2f} |",
+                flush=True,
+            )
+
+
 def _child(*args: str) -> dict:
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False, timeout=3600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -125,12 +186,27 @@ def _hausdorff_cells(a: Path, b: Path, cell: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("field", type=Path)
+    parser.add_argument("field", type=Path, nargs="?")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[256, 512, 1024, 2048])
     parser.add_argument("--dense", type=int, nargs="*", default=[256, 512])
     parser.add_argument("--one", nargs=3, metavar=("KIND", "RESOLUTION", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--write-back", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--blender-vs-cli", action="store_true", help="Blender's Re-extract against the CLI's")
+    parser.add_argument("--meshes", nargs="+", default=None, help="shared meshes (default: all of them)")
+    parser.add_argument("--resolution", type=int, default=512, help="for --blender-vs-cli (default 512)")
+    parser.add_argument("--zip", type=Path, default=None, help="the extension zip (default: the newest in dist/)")
     args = parser.parse_args()
+    if args.blender_vs_cli:
+        folder = ROOT.parent / "shared" / "data" / "meshes"
+        meshes = (
+            [folder / name for name in args.meshes]
+            if args.meshes
+            else sorted(path for path in folder.iterdir() if path.suffix in (".obj", ".ply"))
+        )
+        blender_vs_cli(meshes, args.resolution, args.zip or max((ROOT / "dist").glob("inr_addon-*.zip")))
+        return
+    if args.field is None:
+        parser.error("give a field file, or --blender-vs-cli")
     if args.one:
         run_one(args.field, args.one[0], int(args.one[1]), Path(args.one[2]))
         return

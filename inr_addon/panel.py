@@ -6,6 +6,8 @@ import bpy
 
 from . import field_store, image_data, properties, runner
 from .operators.fit_image import IMAGE_FIELD_KEY
+from .operators.fit_mesh import fitted_objects
+from .size_hint import size_hint
 
 
 class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
@@ -29,11 +31,14 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             layout.operator("inr.cancel", icon="CANCEL").object_name = job.key
         else:
             if not image_data.is_image_empty(active):  # an image Empty gets its own Fit, in the Image section
-                fit = layout.operator("inr.fit_mesh", text="Fit", icon="MESH_MONKEY")
-                fit.preset, fit.resolution = settings.preset, settings.resolution
+                draw_fit(layout, context, settings)
             row = layout.row()
             row.enabled = field_store.has_field(active)
             row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH").resolution = settings.resolution
+            if field_store.has_field(active):
+                draw_size_hint(layout, size_hint([active], settings.resolution), "Re-extract")
+            else:
+                draw_reason(layout, "Re-extract: select an object made by Fit")
 
         if image_data.is_image_empty(active) and job is None:
             draw_image_section(layout.box(), context)
@@ -48,6 +53,32 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             row = layout.row()
             row.label(text=f"{other.key}: {other.status.text()}")
             row.operator("inr.cancel", text="", icon="X").object_name = other.key
+
+
+def draw_fit(layout: bpy.types.UILayout, context: bpy.types.Context, settings: properties.INR_SceneSettings) -> None:
+    """Selection, Fit (saying how many objects it fuses, or why it is greyed out) and what the result will cost."""
+    layout.row().prop(settings, "selection", expand=True)
+    try:
+        source, others, _ = fitted_objects(context, settings.selection)
+    except runner.JobError as error:
+        row = layout.row()
+        row.enabled = False
+        row.operator("inr.fit_mesh", text="Fit", icon="MESH_MONKEY")
+        layout.label(text=f"Fit: {error}", icon="INFO")
+        return
+    text = f"Fit {len(others) + 1} Objects as One" if others else "Fit"
+    fit = layout.operator("inr.fit_mesh", text=text, icon="MESH_MONKEY")
+    fit.preset, fit.resolution, fit.selection = settings.preset, settings.resolution, settings.selection
+    if others:
+        layout.label(text=", ".join(obj.name for obj in [source, *others]))
+    if not field_store.has_field(source):
+        draw_size_hint(layout, size_hint([source, *others], settings.resolution), "Fit")
+
+
+def draw_size_hint(layout: bpy.types.UILayout, hint, action: str) -> None:
+    """What the surface at the panel's resolution will weigh; a warning icon from a million triangles."""
+    if hint is not None:
+        layout.label(text=f"{action}: {hint.text()}", icon="ERROR" if hint.large else "INFO")
 
 
 def draw_image_section(box: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -85,34 +116,38 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         settings = properties.modelling_settings(context.scene)
         resolution = properties.scene_settings(context.scene).resolution
         active = context.active_object
-        fields = [obj for obj in context.selected_objects if field_store.has_field(obj)]
-        all_fields = field_store.has_field(active) and len(fields) == len(context.selected_objects)
-        if active is not None and active not in fields and field_store.has_field(active):
-            fields.append(active)
         busy = active is not None and runner.running(active.name) is not None
 
-        column = layout.column(align=True)
-        column.prop(settings, "operation", text="")
-        column.prop(settings, "blend")
-        row = column.row()
-        row.enabled = all_fields and len(fields) >= 2 and not busy
-        combine = row.operator("inr.combine", icon="MOD_BOOLEAN")
-        combine.operation, combine.blend, combine.resolution = settings.operation, settings.blend, resolution
+        reasons = modelling_reasons(context, settings)
 
         column = layout.column(align=True)
+        column.label(text="Combine", icon="MOD_BOOLEAN")
+        column.prop(settings, "operation")
+        column.prop(settings, "blend")
+        row = column.row()
+        row.enabled = reasons["combine"] is None
+        combine = row.operator("inr.combine", icon="MOD_BOOLEAN")
+        combine.operation, combine.blend, combine.resolution = settings.operation, settings.blend, resolution
+        draw_reason(column, reasons["combine"])
+
+        column = layout.column(align=True)
+        column.label(text="Offset", icon="MOD_SOLIDIFY")
         column.prop(settings, "distance")
         column.prop(settings, "shell")
         row = column.row()
-        row.enabled = field_store.has_field(active) and not busy and (settings.distance != 0 or settings.shell > 0)
+        row.enabled = reasons["offset"] is None
         offset = row.operator("inr.offset", icon="MOD_SOLIDIFY")
         offset.distance, offset.shell, offset.resolution = settings.distance, settings.shell, resolution
+        draw_reason(column, reasons["offset"])
 
         column = layout.column(align=True)
+        column.label(text="Morph", icon="MOD_SIMPLEDEFORM")
         column.prop(settings, "factor", slider=True)
         row = column.row()
-        row.enabled = all_fields and len(fields) == 2 and not busy
+        row.enabled = reasons["morph"] is None
         morph = row.operator("inr.morph", icon="MOD_SIMPLEDEFORM")
         morph.factor, morph.resolution = settings.factor, resolution
+        draw_reason(column, reasons["morph"])
 
         if field_store.is_morph(active):
             box = layout.box()
@@ -121,7 +156,38 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
             row.enabled = not busy
             extract = row.operator("inr.extract_mesh", text="Re-extract at this factor", icon="FILE_REFRESH")
             extract.resolution = resolution
-        layout.label(text="Blend and offset reach a tenth of the source's size", icon="INFO")
+        layout.label(text="Fillet radius, distance and shell reach a tenth of a shape's size", icon="INFO")
+
+
+def draw_reason(layout: bpy.types.UILayout, reason: str | None) -> None:
+    """Under a greyed-out button: why it is greyed out."""
+    if reason is not None:
+        layout.label(text=reason, icon="INFO")
+
+
+def modelling_reasons(context: bpy.types.Context, settings: properties.INR_ModellingSettings) -> dict[str, str | None]:
+    """Why Combine, Offset and Morph cannot run on the selection (None: they can)."""
+    active = context.active_object
+    selected = [obj for obj in context.selected_objects if obj != active]
+    fields = ([active] if field_store.has_field(active) else []) + [
+        obj for obj in selected if field_store.has_field(obj)
+    ]
+    not_fields = [obj.name for obj in selected if not field_store.has_field(obj)]
+    if active is None or not field_store.has_field(active):
+        what = "no active object" if active is None else f"{active.name} was not made by Fit"
+        needs = f"{what}: select objects made by Fit"
+        return {"combine": needs, "offset": needs, "morph": needs}
+    if runner.running(active.name) is not None:
+        busy = f"{active.name} has a job running"
+        return {"combine": busy, "offset": busy, "morph": busy}
+    pair: str | None = None
+    if not_fields:
+        pair = f"{', '.join(not_fields)} {'was' if len(not_fields) == 1 else 'were'} not made by Fit"
+    elif len(fields) < 2:
+        pair = "select a second object made by Fit"
+    offset = None if settings.distance != 0 or settings.shell > 0 else "set a Distance or a Shell above 0"
+    morph = pair if pair is not None or len(fields) == 2 else "select exactly two objects made by Fit"
+    return {"combine": pair, "offset": offset, "morph": morph}
 
 
 def draw_import_menu(menu: bpy.types.Menu, context: bpy.types.Context) -> None:

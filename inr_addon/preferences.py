@@ -12,6 +12,13 @@ from . import worker_env
 from .inr_worker import protocol
 
 ADDON_ID = __package__
+DEVICE_HELP = {
+    "AUTO": "An NVIDIA GPU (CUDA) or an Apple GPU (MPS) when the worker's torch finds one, else the CPU",
+    "CPU": "The processor: works everywhere",
+    "CUDA": "An NVIDIA GPU; needs a CUDA build of torch in the worker (Set Up Worker (CUDA))",
+    "MPS": "The GPU of an Apple silicon Mac",
+}
+DEVICE_ITEMS = [(name, "Auto" if name == "AUTO" else name, DEVICE_HELP[name]) for name in protocol.DEVICES]
 
 
 class INR_AddonPreferences(bpy.types.AddonPreferences):
@@ -19,15 +26,15 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
 
     python_path: bpy.props.StringProperty(
         name="Worker Python",
-        description="Python interpreter with torch, numpy, libigl and scikit-image that runs the training "
-        "worker. Empty: Blender's own Python, if it can import torch",
+        description="The Python that runs the worker: one with torch, numpy, libigl and scikit-image "
+        "(Set Up Worker makes one). Empty: Blender's own Python, if it can import torch",
         subtype="FILE_PATH",
         default="",
     )
     device: bpy.props.EnumProperty(
         name="Device",
-        description="Where the worker trains and evaluates the field",
-        items=[(name, name.capitalize() if name != "MPS" else "MPS", f"Use {name}") for name in protocol.DEVICES],
+        description="Which processor the worker computes fields on",
+        items=DEVICE_ITEMS,
         default="AUTO",
     )
     index_url: bpy.props.StringProperty(

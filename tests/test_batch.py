@@ -153,10 +153,11 @@ def test_import_field_then_re_extract(scene, batch):
     "content, message",
     [
         (None, "no such field file"),
-        (b"not a field", "not a readable field file"),
-        (struct.pack("<Q", 24) + b'{"__metadata__":{}}'.ljust(24), "not an inr_addon field"),
+        (b"not a field", "thing.safetensors: not a field file"),
+        ((MESHES / "cube_no_bottom.obj").read_bytes(), "thing.safetensors: not a field file"),
+        (struct.pack("<Q", 24) + b'{"__metadata__":{}}'.ljust(24), "thing.safetensors: not a field file"),
     ],
-    ids=["missing", "not safetensors", "not a field"],
+    ids=["missing", "not safetensors", "a mesh picked by mistake", "not a field"],
 )
 def test_import_field_of_a_bad_file_is_one_line_and_changes_nothing(scene, tmp_path, content, message):
     import bpy

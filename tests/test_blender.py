@@ -111,6 +111,7 @@ def write_field(tmp_path, **metadata) -> bytes:
 def _nothing_active(bpy, tmp_path):
     bpy.ops.mesh.primitive_cube_add()
     bpy.context.view_layer.objects.active = None
+    bpy.data.objects["Cube"].select_set(False)  # a selected mesh would be fitted
     return "inr.fit_mesh", {}, "no active object"
 
 

@@ -159,7 +159,7 @@ def test_cli_bad_input_is_one_line_and_non_zero(tmp_path):
     assert missing.stderr.strip().splitlines() == [f"inr_worker: error: {tmp_path / 'nothing.obj'}: no such file"]
     (tmp_path / "junk.safetensors").write_bytes(b"not a field")
     junk = run_cli("extract", str(tmp_path / "junk.safetensors"), "--out", str(tmp_path / "x.obj"))
-    assert junk.returncode == 1 and "re-fit" in junk.stderr and len(junk.stderr.strip().splitlines()) == 1
+    assert junk.returncode == 1 and "not a field file" in junk.stderr and len(junk.stderr.strip().splitlines()) == 1
 
 
 def test_cli_check_reports_torch():

@@ -32,6 +32,7 @@ import tqdm
 from .field_file import load_field, save_field
 from .jobs import USER_ERRORS, extract, fit, fit_points
 from .points import PointSet, is_point_file, read_points
+from .surface_file import write_surface
 
 IGL_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 GLTF_SUFFIXES = (".glb", ".gltf")
@@ -201,7 +202,7 @@ def score_surface(
 def _encode_surface(vertices: np.ndarray, triangles: np.ndarray, surface_format: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
         path = Path(folder) / f"surface.{surface_format}"
-        igl.write_triangle_mesh(str(path), np.asarray(vertices, np.float64), np.asarray(triangles, np.int64))
+        write_surface(path, vertices, triangles)
         return path.read_bytes()
 
 

@@ -7,6 +7,7 @@ import json
 import platform
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from . import protocol
 from .field_file import save_field
 from .jobs import USER_ERRORS, extract, fit, fit_points, run_job
 from .memory import check_memory, estimate_memory_for_points
-from .operations import load_any_field
+from .operations import load_field_bytes
 from .points import is_point_file, ply_point_count, read_points
 from .progress import TerminalProgress
+from .surface_file import surface_suffix_problem, write_surface
 from .train import pick_device
 
 
@@ -33,12 +35,30 @@ def _read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return vertices, triangles
 
 
-def _write_mesh(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
-    if path.suffix.lower() not in (".obj", ".ply", ".off", ".stl"):
-        raise OSError(f"{path}: write .obj, .ply, .off or .stl")
-    igl.write_triangle_mesh(str(path), vertices, triangles.astype(np.int64))
-    if not path.is_file():
-        raise OSError(f"{path}: could not be written")
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit status 1, like every other bad input."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(1, f"inr_worker: error: {message} (see inr_worker {self._command()}--help)\n")
+
+    def _command(self) -> str:
+        words = self.prog.split()[1:]
+        return " ".join(words) + " " if words else ""
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad files and paths before any work: inputs that are missing, outputs that cannot be written."""
+    inputs = {"fit": ["mesh"], "extract": ["field"], "batch": []}.get(args.command, [])
+    for path in [getattr(args, name) for name in inputs] + (args.inputs if args.command == "batch" else []):
+        if not path.exists():
+            raise OSError(f"{path}: no such file")
+    if args.command not in ("fit", "extract"):
+        return
+    if args.out is not None and (problem := surface_suffix_problem(args.out)):
+        raise OSError(problem)
+    for path in (args.field if args.command == "fit" else None, args.out):
+        if path is not None and not path.parent.is_dir():
+            raise OSError(f"{path.parent}: no such folder")
 
 
 def _resolution(text: str) -> int:
@@ -68,13 +88,16 @@ def _command_fit(args: argparse.Namespace) -> None:
 
 
 def _command_extract(args: argparse.Namespace) -> None:
-    _extract_to(load_any_field(args.field), args)
+    data = args.field.read_bytes()
+    if problem := protocol.field_file_problem(data):
+        raise protocol.ProtocolError(f"{args.field}: {problem}")
+    _extract_to(load_field_bytes(data), args)
 
 
 def _extract_to(field, args: argparse.Namespace) -> None:
     started = time.monotonic()
     vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress())
-    _write_mesh(args.out, vertices, triangles)
+    write_surface(args.out, vertices, triangles)
     print(
         f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
         f"({time.monotonic() - started:.1f} s)",
@@ -127,7 +150,7 @@ def _command_batch(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="inr_worker", description="Fit neural fields to meshes and extract their surfaces at any resolution."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser.add_argument("mesh", type=Path)
     fit_parser.add_argument("--field", type=Path, required=True, help="where to write the field (.safetensors)")
     fit_parser.add_argument("--preset", choices=protocol.PRESET_NAMES, default="BALANCED")
-    fit_parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    fit_parser.add_argument(
+        "--steps", type=int, default=0, help="refinement steps (default: the preset's; meshes need none)"
+    )
     fit_parser.add_argument("--seed", type=int, default=0)
     fit_parser.add_argument("--out", type=Path, help="also extract the surface to this mesh file")
     fit_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
@@ -167,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch_parser.add_argument(
         "--resolution", type=_resolution, nargs="+", default=[256], help="one surface a resolution (default 256)"
     )
-    batch_parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    batch_parser.add_argument(
+        "--steps", type=int, default=0, help="refinement steps (default: the preset's; meshes need none)"
+    )
     batch_parser.add_argument("--seed", type=int, default=0)
     batch_parser.add_argument("--format", choices=("obj", "ply", "off", "stl"), default="obj", help="surface files")
     batch_parser.add_argument(
@@ -192,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run_job(args.job_dir)
     try:
+        _check_arguments(args)
         args.run(args)
     except USER_ERRORS as error:
         print(f"inr_worker: error: {error}", file=sys.stderr)

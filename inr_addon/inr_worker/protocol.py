@@ -29,9 +29,9 @@ FIELD_BRICKS = (2, 4, 8)  # brick sides a field may have
 FIELD_COARSE_POINTS = (2, 256)  # points per side of a field's coarse distance grid
 
 PRESETS: tuple[tuple[str, str, str], ...] = (
-    ("FAST", "Fast", "A quick rough fit, for blocking out"),
-    ("BALANCED", "Balanced", "Good detail in well under a minute on a laptop CPU"),
-    ("QUALITY", "Quality", "Finer detail, several times longer"),
+    ("FAST", "Fast", "Keeps detail up to resolution 192: a smaller field and a slightly quicker fit"),
+    ("BALANCED", "Balanced", "Keeps detail up to resolution 256; seconds for most meshes on a laptop CPU"),
+    ("QUALITY", "Quality", "Keeps detail up to resolution 512, for close-ups; a larger field and a longer fit"),
 )
 PRESET_NAMES = tuple(name for name, _, _ in PRESETS)
 DEVICES = ("AUTO", "CPU", "CUDA", "MPS")
@@ -223,6 +223,21 @@ def read_safetensors(data: bytes) -> tuple[dict[str, tuple[str, tuple[int, ...],
 def bricks_per_side(resolution: int, brick: int) -> int:
     """Bricks along each side of a field's domain."""
     return math.ceil(2 * DOMAIN_HALF_EXTENT * resolution / brick)
+
+
+def field_file_problem(data: bytes) -> str | None:
+    """Why a file's bytes are not a field file at all (not safetensors, or safetensors of another kind), or
+    None. A field file that is damaged passes here and is refused by :func:`check_field`."""
+    not_a_field = "not a field file (a field is the .safetensors file that Fit, inr_worker fit --field or batch write)"
+    if len(data) < 10 or data[8:10] != b'{"':
+        return not_a_field
+    try:
+        _, metadata = read_safetensors(data)
+    except ProtocolError:
+        return None  # a safetensors header cut short or damaged: check_field says so
+    if metadata.get("format") != FIELD_FORMAT:
+        return not_a_field
+    return None
 
 
 def check_field(data: bytes) -> dict[str, str]:

@@ -29,8 +29,8 @@ BESIDE_GAP = 1.05  # the fitted image's Empty is placed this many image widths t
 
 def resolution_help() -> str:
     return (
-        "IMAGE: width of the new image in pixels (0: the source's). SILHOUETTE, HULL: marching-cubes cells "
-        f"along the longest side ({protocol.MIN_RESOLUTION} to {protocol.MAX_RESOLUTION}; 0: {DEFAULT_CELLS})"
+        "IMAGE: width of the new image in pixels (0: the source's). SILHOUETTE, HULL: how fine the surface is, "
+        f"in steps across its longest side ({protocol.MIN_RESOLUTION} to {protocol.MAX_RESOLUTION}; 0: {DEFAULT_CELLS})"
     )
 
 

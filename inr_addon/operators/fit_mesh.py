@@ -11,7 +11,7 @@ import numpy as np
 from .. import field_store, mesh_data, point_data, runner
 from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
-from ..properties import preset_property, resolution_property
+from ..properties import preset_property, resolution_property, selection_property
 from .job_operator import (
     WorkerJobOperator,
     jobs_root,
@@ -24,14 +24,6 @@ from .job_operator import (
 SUFFIX = "_inr"
 COLOR_ATTRIBUTE = "Color"  # the result's vertex colours, from a points fit's colour attribute
 FITTED_TYPES = ("MESH", "POINTCLOUD")
-SELECTION_ITEMS = [
-    (
-        "SELECTED",
-        "Selected",
-        "All selected meshes (or point clouds), each under its transform, as one solid placed at the active one",
-    ),
-    ("ACTIVE", "Active", "Only the active mesh or point cloud"),
-]
 
 
 def check_resolution(resolution: int) -> None:
@@ -123,6 +115,29 @@ def mixed_selection(faced: list[str], points: list[str]) -> str:
     )
 
 
+def fitted_objects(
+    context: bpy.types.Context, selection: str
+) -> tuple[bpy.types.Object, list[bpy.types.Object], list[str]]:
+    """The object the result is placed at and named after, the other objects fitted with it, and the names of
+    the selected objects left out. With ``selection='SELECTED'`` an active object that is not a mesh or a point
+    cloud (a camera, a light) is left out too, and the first selected mesh takes its place."""
+    active = context.active_object
+    selected = [obj for obj in context.selected_objects if obj != active]
+    if selection == "SELECTED" and (active is None or active.type not in FITTED_TYPES):
+        fittable = [obj for obj in selected if obj.type in FITTED_TYPES]
+        if fittable:
+            others = [obj.name for obj in ([active] if active is not None else []) + selected if obj not in fittable]
+            return fittable[0], fittable[1:], others
+    if active is None:
+        raise runner.JobError("no active object; select a mesh or a point cloud")
+    if active.type not in FITTED_TYPES:
+        kind = active.type.lower().replace("_", " ")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise runner.JobError(f"the active object {active.name} is {article} {kind}, not a mesh or a point cloud")
+    used = [obj for obj in selected if obj.type in FITTED_TYPES] if selection == "SELECTED" else []
+    return active, used, [obj.name for obj in selected if obj not in used]
+
+
 class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
     """Fit a neural field to the selected meshes (modifiers applied; loose vertices beside faces are ignored),
     or to the points of point clouds and meshes without faces, as one solid at the active one, and add its
@@ -136,29 +151,25 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
     resolution: resolution_property()
     preset: preset_property()
     steps: bpy.props.IntProperty(
-        name="Steps", description="Training steps; 0 uses the preset's", default=0, min=0, options={"SKIP_SAVE"}
+        name="Refinement Steps",
+        description="Point clouds: training steps, 0 uses the preset's. Meshes need none (0): their distances "
+        "are measured exactly; more steps refit them and take longer",
+        default=0,
+        min=0,
+        options={"SKIP_SAVE"},
     )
-    selection: bpy.props.EnumProperty(name="Selection", items=SELECTION_ITEMS, default="SELECTED")
+    selection: selection_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return context.mode == "OBJECT"
 
     def start_job(self, context: bpy.types.Context) -> runner.WorkerJob:
-        source = context.active_object
-        if source is None:
-            raise runner.JobError("no active object; select a mesh or a point cloud")
-        if source.type not in FITTED_TYPES:
-            kind = source.type.lower().replace("_", " ")
-            article = "an" if kind[0] in "aeiou" else "a"
-            raise runner.JobError(f"the active object {source.name} is {article} {kind}, not a mesh or a point cloud")
+        source, used, unused = fitted_objects(context, self.selection)
         check_resolution(self.resolution)
         if runner.running(source.name) is not None:
             raise runner.JobError(f"{source.name} is already being fitted")
         python = runner.worker_python(worker_python_setting(context))
-        others = [obj for obj in context.selected_objects if obj != source]
-        used = [obj for obj in others if obj.type in FITTED_TYPES] if self.selection == "SELECTED" else []
-        unused = [obj.name for obj in others if obj not in used]
         if unused:
             self.report(
                 {"INFO"},
@@ -166,6 +177,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
                 f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used"
                 + ("" if self.selection == "ACTIVE" else " (not a mesh or a point cloud)"),
             )
+        self._fitted_names = [source.name] + [obj.name for obj in used]
         depsgraph = context.evaluated_depsgraph_get()
         objects = [source, *used]
         point_names = [obj.name for obj in objects if point_data.is_points(obj, depsgraph)]
@@ -202,6 +214,6 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         collection.objects.link(result)
         result.matrix_world = source.matrix_world.copy()
         select_only(context, result)
-        self.report(
-            {"INFO"}, f"Fit {source.name}: {result.name} has {len(vertices)} vertices, {len(triangles)} triangles"
-        )
+        names = getattr(self, "_fitted_names", [source.name])
+        fitted = f"Fit {source.name}" if len(names) == 1 else f"Fitted {len(names)} objects as one: {', '.join(names)}"
+        self.report({"INFO"}, f"{fitted}; {result.name} has {len(vertices)} vertices, {len(triangles)} triangles")

@@ -46,6 +46,8 @@ class INR_OT_import_field(WorkerJobOperator, bpy.types.Operator):
             data = path.read_bytes()
         except OSError as error:
             raise runner.JobError(f"{path}: cannot be read ({error.strerror})") from error
+        if problem := protocol.field_file_problem(data):
+            raise runner.JobError(f"{path.name}: {problem}")
         try:
             protocol.check_field(data)
         except protocol.ProtocolError as error:
