@@ -1,0 +1,213 @@
+"""Vertices of an extracted surface moved onto the surface itself: onto the source mesh where it is at
+hand (at fit time), onto the field's zero level where it is not (re-extraction).
+
+Marching cubes puts each vertex on a grid edge, where the interpolated field crosses zero: off the true
+surface by the interpolation's error, and unevenly spread (slivers beside tiny triangles), so that the
+triangles' chords stray from the surface. Here the vertices are spread evenly along the surface (a few
+rounds of tangential smoothing) and projected back onto it after each round, as Voxel Remesh does with
+its source.
+
+A vertex moves only where its projection is trustworthy (see :class:`SourceProjection` and
+:class:`FieldProjection`); elsewhere it stays where marching cubes put it. Only positions change, so the
+surface stays closed and edge-manifold; a last guard backs off the moves of any triangle that they
+would flip against its marching-cubes normal (or shrink to nothing), until no triangle does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import igl
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+
+from .sampling import is_closed
+
+RELAX_ROUNDS = 3  # rounds of tangential smoothing, each followed by a projection
+RELAX_WEIGHT = 0.5  # share of the way to the neighbours' mean (in the tangent plane) moved each round
+MAX_MOVE_CELLS = 1.5  # farthest a vertex moves onto the surface, in cells
+SOURCE_NORMAL_AGREEMENT = 0.5  # open sources: |cos| between the nearest triangle's normal and the vertex's
+DISPLACEMENT_ALONG_NORMAL = 0.7  # open sources: |cos| between the move and the vertex's normal, for moves
+SMALL_MOVE_CELLS = 0.1  # shorter than this (in cells) the move's direction is not checked
+NEWTON_STEPS = 3  # steps onto the field's zero level
+GRADIENT_STEP_CELLS = 0.25  # central differences' half step, in cells
+MIN_GRADIENT = 0.3  # a field with a slope under this (about 1 for a distance) says nothing where its zero is
+LEVEL_TOLERANCE_CELLS = 0.02  # a Newton projection must end this close to the zero level (in cells)
+GUARD_ROUNDS = 4  # halvings of a folding triangle's moves before they are undone
+DEGENERATE_AREA = 1e-10  # in squared cells: triangles this small are not checked for folds
+ROWS = 1 << 18  # points a projection handles at once
+
+Projector = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # (points, normals) -> (targets, ok)
+
+
+class Field(Protocol):
+    """What :class:`FieldProjection` needs of a field: values at points (N, 3)."""
+
+    def evaluate(self, points: torch.Tensor) -> torch.Tensor: ...
+
+
+def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Each triangle's normal times twice its area, (T, 3)."""
+    a, b, c = (vertices[triangles[:, i]] for i in range(3))
+    return np.cross(b - a, c - a)
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (zero where the faces around a vertex cancel)."""
+    normals = np.zeros_like(vertices)
+    weighted = face_normals(vertices, triangles)
+    for corner in range(3):
+        np.add.at(normals, triangles[:, corner], weighted)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+
+
+class SourceProjection:
+    """The nearest point of the source mesh (libigl's AABB tree), where that point bounds the solid.
+
+    A closed source bounds the solid everywhere: a vertex goes onto its nearest point when that point's
+    triangle faces the same way as the vertex (so that no vertex jumps to the far side of a thin part).
+    An open source does not bound it across its holes, where the solid's surface spans the air: there
+    the nearest point lies on a hole's rim, beside the vertex rather than under it. So a vertex of an open
+    source moves only where the nearest triangle is about parallel to the surface and the move runs
+    along the vertex's normal.
+    """
+
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, cell: float) -> None:
+        self.vertices = np.ascontiguousarray(vertices, dtype=np.float64)
+        self.triangles = np.ascontiguousarray(triangles, dtype=np.int64)
+        self.cell = cell
+        self.closed = is_closed(self.triangles)
+        normals = face_normals(self.vertices, self.triangles)
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        self.normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+        volume = float(np.einsum("ij,ij->", self.vertices[self.triangles[:, 0]], normals)) / 6
+        self.outward = 1.0 if volume >= 0 else -1.0  # a closed mesh may wind inwards
+        self._tree = igl.AABB()
+        self._tree.init(self.vertices, self.triangles)
+
+    def __call__(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        targets, ok = np.empty_like(points), np.empty(len(points), dtype=bool)
+        for start in range(0, len(points), ROWS):
+            rows = slice(start, start + ROWS)
+            targets[rows], ok[rows] = self._project(np.ascontiguousarray(points[rows]), normals[rows])
+        return targets, ok
+
+    def _project(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        squared, faces, nearest = self._tree.squared_distance(self.vertices, self.triangles, points)
+        distance = np.sqrt(squared)
+        facing = np.einsum("ij,ij->i", self.normals[faces], normals)
+        ok = distance <= MAX_MOVE_CELLS * self.cell
+        if self.closed:
+            return nearest, ok & (facing * self.outward > 0)
+        along = np.abs(np.einsum("ij,ij->i", nearest - points, normals))
+        short = distance <= SMALL_MOVE_CELLS * self.cell
+        ok &= np.abs(facing) >= SOURCE_NORMAL_AGREEMENT
+        ok &= short | (along >= DISPLACEMENT_ALONG_NORMAL * distance)
+        return nearest, ok
+
+
+class FieldProjection:
+    """Newton steps onto the field's zero level, ``x -= f(x) grad f(x) / |grad f(x)|^2``, the gradient
+    by central differences.
+
+    A vertex moves only where the field has a slope (it is a distance there, not a clamp), its gradient
+    points the way the vertex's normal does, the steps end on the zero level and the move stays within
+    ``MAX_MOVE_CELLS``.
+    """
+
+    def __init__(self, field: Field, cell: float, device: torch.device) -> None:
+        self.field, self.cell, self.device = field, cell, device
+
+    def _values(self, points: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(points.astype(np.float32)).to(self.device)
+        return self.field.evaluate(tensor).double().cpu().numpy()
+
+    def _gradients(self, points: np.ndarray) -> np.ndarray:
+        step = GRADIENT_STEP_CELLS * self.cell
+        offsets = np.concatenate([np.eye(3), -np.eye(3)]) * step
+        values = self._values((points[:, None, :] + offsets).reshape(-1, 3)).reshape(len(points), 6)
+        return (values[:, :3] - values[:, 3:]) / (2 * step)
+
+    def __call__(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        targets, ok = np.empty_like(points), np.empty(len(points), dtype=bool)
+        for start in range(0, len(points), ROWS):
+            rows = slice(start, start + ROWS)
+            targets[rows], ok[rows] = self._project(points[rows], normals[rows])
+        return targets, ok
+
+    def _project(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        current = points.copy()
+        ok = np.ones(len(points), dtype=bool)
+        values = self._values(current)
+        for _ in range(NEWTON_STEPS):
+            gradients = self._gradients(current)
+            slope = np.linalg.norm(gradients, axis=1)
+            ok &= (slope >= MIN_GRADIENT) & (np.einsum("ij,ij->i", gradients, normals) > 0)
+            step = np.divide(values, slope**2, out=np.zeros_like(values), where=ok)
+            current -= step[:, None] * gradients
+            values = self._values(current)
+        ok &= np.abs(values) <= LEVEL_TOLERANCE_CELLS * self.cell
+        ok &= np.linalg.norm(current - points, axis=1) <= MAX_MOVE_CELLS * self.cell
+        return current, ok
+
+
+def settle(vertices: np.ndarray, triangles: np.ndarray, project: Projector, cell: float) -> np.ndarray:
+    """The vertices spread along the surface and moved onto it by ``project``; see the module's doc.
+
+    ``vertices`` (V, 3) and ``triangles`` (T, 3), outward-wound, as the extractor gives them; ``cell``
+    the grid's cell. Returns new vertices (V, 3); the triangles are unchanged.
+    """
+    start = np.asarray(vertices, dtype=np.float64)
+    if not len(triangles):
+        return start.copy()
+    normals = vertex_normals(start, triangles)
+    neighbours = _neighbour_mean_operator(triangles, len(start))
+    targets, ok = project(start, normals)
+    current = np.where(ok[:, None], targets, start)
+    for _ in range(RELAX_ROUNDS):
+        pull = neighbours @ current - current
+        pull -= np.einsum("ij,ij->i", pull, normals)[:, None] * normals
+        targets, ok = project(current + RELAX_WEIGHT * pull, normals)
+        current = np.where(ok[:, None], targets, start)
+    return _unfold(start, current, triangles, cell)
+
+
+def _neighbour_mean_operator(triangles: np.ndarray, count: int):
+    """The sparse (V, V) matrix that averages each vertex's edge neighbours."""
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    rows = np.concatenate([edges[:, 0], edges[:, 1]])
+    columns = np.concatenate([edges[:, 1], edges[:, 0]])
+    matrix = coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(count, count)).tocsr()
+    matrix.data[:] = 1.0  # each edge once, though two triangles name it
+    degree = np.asarray(matrix.sum(1)).ravel()
+    return coo_matrix((matrix.data / degree[matrix.nonzero()[0]], matrix.nonzero()), shape=(count, count)).tocsr()
+
+
+def folded(vertices: np.ndarray, triangles: np.ndarray, reference: np.ndarray, cell: float) -> np.ndarray:
+    """Triangles (T,) bool whose normal turned away from ``reference`` (their normals times twice their
+    area, (T, 3)) or whose area vanished; triangles with no reference area are never folded."""
+    normals = face_normals(vertices, triangles)
+    floor = DEGENERATE_AREA * cell**2
+    has_reference = np.linalg.norm(reference, axis=1) > floor
+    turned = np.einsum("ij,ij->i", normals, reference) <= 0
+    vanished = np.linalg.norm(normals, axis=1) <= floor
+    return has_reference & (turned | vanished)
+
+
+def _unfold(start: np.ndarray, moved: np.ndarray, triangles: np.ndarray, cell: float) -> np.ndarray:
+    """``moved``, less the moves that fold triangles against their normals at ``start``: the moves of a
+    folded triangle's vertices are halved ``GUARD_ROUNDS`` times, then undone, until none folds."""
+    reference = face_normals(start, triangles)
+    kept = np.ones(len(start))
+    rounds = 0
+    while True:
+        current = start + kept[:, None] * (moved - start)
+        bad = folded(current, triangles, reference, cell)
+        if not bad.any():
+            return current
+        corners = np.unique(triangles[bad])
+        kept[corners] = 0.5 * kept[corners] if rounds < GUARD_ROUNDS else 0.0
+        rounds += 1
