@@ -24,7 +24,7 @@ from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .surface_projection import SourceProjection, settle
+from .surface_projection import FieldProjection, Projector, SourceProjection, settle
 from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
@@ -194,7 +194,8 @@ def extract(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The surface of a fitted or a composite field at ``resolution`` cells along the longest side, in its
     object's coordinates. With ``source``, the mesh that the field was fitted to (vertices, triangles in
-    the same coordinates), the vertices go onto it where it bounds the solid (``surface_projection``).
+    the same coordinates), the vertices go onto it where it bounds the solid; without, onto the field's
+    zero level (``surface_projection``).
 
     Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
     bytes (default: the memory free now); for a composite, OperationError where nothing is left."""
@@ -221,10 +222,16 @@ def extract(
         vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
     elif field.info.get("source") == "POINTS":  # a scan's stray points can leave specks beside the solid
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
-    if source is not None and composite is None:
-        progress.stage("projecting", f"{len(vertices)} vertices onto the source")
-        projection = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], 1 / resolution)
-        vertices = settle(vertices, triangles, projection, 1 / resolution)
+    if composite is None:  # a composite's surface is left as marching cubes puts it
+        cell = 1 / resolution
+        onto: Projector
+        if source is not None:
+            progress.stage("projecting", f"{len(vertices)} vertices onto the source")
+            onto = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
+        else:
+            progress.stage("projecting", f"{len(vertices)} vertices onto the field's zero level")
+            onto = FieldProjection(field.model, cell, torch_device)
+        vertices = settle(vertices, triangles, onto, cell)
     return field.frame.from_unit(vertices), triangles
 
 

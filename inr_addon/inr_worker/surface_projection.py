@@ -31,9 +31,9 @@ MAX_MOVE_CELLS = 1.5  # farthest a vertex moves onto the surface, in cells
 SOURCE_NORMAL_AGREEMENT = 0.5  # open sources: |cos| between the nearest triangle's normal and the vertex's
 DISPLACEMENT_ALONG_NORMAL = 0.7  # open sources: |cos| between the move and the vertex's normal, for moves
 SMALL_MOVE_CELLS = 0.1  # shorter than this (in cells) the move's direction is not checked
-NEWTON_STEPS = 3  # steps onto the field's zero level
-GRADIENT_STEP_CELLS = 0.25  # central differences' half step, in cells
-MIN_GRADIENT = 0.3  # a field with a slope under this (about 1 for a distance) says nothing where its zero is
+CHORD_STEPS = 2  # steps onto the field's zero level along a vertex's normal
+SLOPE_PROBE_CELLS = 0.25  # the slope along the normal from the values at the vertex and this far (in cells) out
+MIN_SLOPE = 0.3  # a field with a slope under this (about 1 for a distance) says little about where its zero is
 LEVEL_TOLERANCE_CELLS = 0.02  # a Newton projection must end this close to the zero level (in cells)
 GUARD_ROUNDS = 4  # halvings of a folding triangle's moves before they are undone
 DEGENERATE_AREA = 1e-10  # in squared cells: triangles this small are not checked for folds
@@ -110,12 +110,12 @@ class SourceProjection:
 
 
 class FieldProjection:
-    """Newton steps onto the field's zero level, ``x -= f(x) grad f(x) / |grad f(x)|^2``, the gradient
-    by central differences.
+    """The field's zero level along each vertex's normal, by Newton's steps with the slope measured once
+    (a forward difference from the vertex).
 
-    A vertex moves only where the field has a slope (it is a distance there, not a clamp), its gradient
-    points the way the vertex's normal does, the steps end on the zero level and the move stays within
-    ``MAX_MOVE_CELLS``.
+    A vertex moves only where the field rises along its normal (it is a distance there, not a clamp,
+    and its outside is where the vertex's normal points), the steps end on the zero level and the move
+    stays within ``MAX_MOVE_CELLS``.
     """
 
     def __init__(self, field: Field, cell: float, device: torch.device) -> None:
@@ -125,12 +125,6 @@ class FieldProjection:
         tensor = torch.from_numpy(points.astype(np.float32)).to(self.device)
         return self.field.evaluate(tensor).double().cpu().numpy()
 
-    def _gradients(self, points: np.ndarray) -> np.ndarray:
-        step = GRADIENT_STEP_CELLS * self.cell
-        offsets = np.concatenate([np.eye(3), -np.eye(3)]) * step
-        values = self._values((points[:, None, :] + offsets).reshape(-1, 3)).reshape(len(points), 6)
-        return (values[:, :3] - values[:, 3:]) / (2 * step)
-
     def __call__(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         targets, ok = np.empty_like(points), np.empty(len(points), dtype=bool)
         for start in range(0, len(points), ROWS):
@@ -139,19 +133,17 @@ class FieldProjection:
         return targets, ok
 
     def _project(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        current = points.copy()
-        ok = np.ones(len(points), dtype=bool)
-        values = self._values(current)
-        for _ in range(NEWTON_STEPS):
-            gradients = self._gradients(current)
-            slope = np.linalg.norm(gradients, axis=1)
-            ok &= (slope >= MIN_GRADIENT) & (np.einsum("ij,ij->i", gradients, normals) > 0)
-            step = np.divide(values, slope**2, out=np.zeros_like(values), where=ok)
-            current -= step[:, None] * gradients
-            values = self._values(current)
-        ok &= np.abs(values) <= LEVEL_TOLERANCE_CELLS * self.cell
-        ok &= np.linalg.norm(current - points, axis=1) <= MAX_MOVE_CELLS * self.cell
-        return current, ok
+        reach, probe = MAX_MOVE_CELLS * self.cell, SLOPE_PROBE_CELLS * self.cell
+        value = self._values(points)
+        slope = (self._values(points + probe * normals) - value) / probe
+        ok = slope >= MIN_SLOPE
+        slope = np.where(ok, slope, 1.0)
+        along = np.zeros(len(points))
+        for _ in range(CHORD_STEPS):
+            along = np.clip(along - value / slope, -reach, reach)
+            value = self._values(points + along[:, None] * normals)
+        ok &= (np.abs(value) <= LEVEL_TOLERANCE_CELLS * self.cell) & (np.abs(along) < reach)
+        return points + along[:, None] * normals, ok
 
 
 def settle(vertices: np.ndarray, triangles: np.ndarray, project: Projector, cell: float) -> np.ndarray:
