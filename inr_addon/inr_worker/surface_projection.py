@@ -157,8 +157,7 @@ def settle(vertices: np.ndarray, triangles: np.ndarray, project: Projector, cell
         return start.copy()
     normals = vertex_normals(start, triangles)
     neighbours = _neighbour_mean_operator(triangles, len(start))
-    targets, ok = project(start, normals)
-    current = np.where(ok[:, None], targets, start)
+    current = start
     for _ in range(RELAX_ROUNDS):
         pull = neighbours @ current - current
         pull -= np.einsum("ij,ij->i", pull, normals)[:, None] * normals
