@@ -112,3 +112,19 @@ def test_field_alone_onto_its_zero_level_is_closer_than_marching_cubes(bunny, tm
     reference = surface_projection.face_normals(plain[0], plain[1])
     cell = np.ptp(vertices, 0).max() / RESOLUTION
     assert not surface_projection.folded(projected[0], projected[1], reference, cell).any()
+
+
+def test_sharp_edges_come_back_sharp():
+    """A box: marching cubes cuts its edges and corners; vertices near them go onto them."""
+    vertices = np.array([(x, y, z) for x in (0, 2.0) for y in (0, 1.0) for z in (0, 0.6)])
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    field = fit(vertices, triangles, preset="FAST")
+    plain = marching_cubes(field, 64)
+    projected = extract(field, 64, "CPU", source=(vertices, triangles))
+    assert_closed(projected[1])
+    before = compare_arrays(vertices, triangles, *plain)
+    after = compare_arrays(vertices, triangles, *projected)
+    assert after["normal_consistency"] > 0.995
+    assert before["normal_consistency"] < 0.98
+    assert after["chamfer_l1"] < 0.2 * before["chamfer_l1"]

@@ -24,7 +24,7 @@ from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .surface_projection import FieldProjection, Projector, SourceProjection, settle
+from .surface_projection import FieldProjection, SourceProjection, settle
 from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
@@ -224,14 +224,13 @@ def extract(
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
     if composite is None:  # a composite's surface is left as marching cubes puts it
         cell = 1 / resolution
-        onto: Projector
         if source is not None:
             progress.stage("projecting", f"{len(vertices)} vertices onto the source")
-            onto = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
+            to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
+            vertices = settle(vertices, triangles, to_source, cell, to_source.onto_creases)
         else:
             progress.stage("projecting", f"{len(vertices)} vertices onto the field's zero level")
-            onto = FieldProjection(field.model, cell, torch_device)
-        vertices = settle(vertices, triangles, onto, cell)
+            vertices = settle(vertices, triangles, FieldProjection(field.model, cell, torch_device), cell)
     return field.frame.from_unit(vertices), triangles
 
 

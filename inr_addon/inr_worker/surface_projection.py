@@ -5,7 +5,8 @@ Marching cubes puts each vertex on a grid edge, where the interpolated field cro
 surface by the interpolation's error, and unevenly spread (slivers beside tiny triangles), so that the
 triangles' chords stray from the surface. Here the vertices are spread evenly along the surface (a few
 rounds of tangential smoothing) and projected back onto it after each round, as Voxel Remesh does with
-its source.
+its source. At fit time, vertices within half a cell of one of the source's sharp edges (creases) then go
+onto it, so that the edge comes back sharp.
 
 A vertex moves only where its projection is trustworthy (see :class:`SourceProjection` and
 :class:`FieldProjection`); elsewhere it stays where marching cubes put it. Only positions change, so the
@@ -30,6 +31,8 @@ RELAX_WEIGHT = 0.5  # share of the way to the neighbours' mean (in the tangent p
 MAX_MOVE_CELLS = 1.5  # farthest a vertex moves onto the surface, in cells
 SOURCE_NORMAL_AGREEMENT = 0.5  # open sources: |cos| between the nearest triangle's normal and the vertex's
 DISPLACEMENT_ALONG_NORMAL = 0.7  # open sources: |cos| between the move and the vertex's normal, for moves
+CREASE_ANGLE = 30.0  # degrees between two source faces over which their shared edge is a crease
+CREASE_SNAP_CELLS = 0.5  # a vertex this close to a crease (in cells) goes onto it
 SMALL_MOVE_CELLS = 0.1  # shorter than this (in cells) the move's direction is not checked
 CHORD_STEPS = 2  # steps onto the field's zero level along a vertex's normal
 SLOPE_PROBE_CELLS = 0.25  # the slope along the normal from the values at the vertex and this far (in cells) out
@@ -64,6 +67,17 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
+def crease_edges(triangles: np.ndarray, unit_normals: np.ndarray, angle: float) -> np.ndarray:
+    """Edges (E, 2) shared by two triangles whose normals differ by more than ``angle`` degrees."""
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), 1)
+    faces = np.tile(np.arange(len(triangles)), 3)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))
+    edges, faces = edges[order], faces[order]
+    pairs = np.flatnonzero((edges[1:] == edges[:-1]).all(1))
+    cosine = np.einsum("ij,ij->i", unit_normals[faces[pairs]], unit_normals[faces[pairs + 1]])
+    return edges[pairs][cosine < np.cos(np.radians(angle))]
+
+
 class SourceProjection:
     """The nearest point of the source mesh (libigl's AABB tree), where that point bounds the solid.
 
@@ -87,6 +101,22 @@ class SourceProjection:
         self.outward = 1.0 if volume >= 0 else -1.0  # a closed mesh may wind inwards
         self._tree = igl.AABB()
         self._tree.init(self.vertices, self.triangles)
+        sharp = crease_edges(self.triangles, self.normals, CREASE_ANGLE)
+        self._creases = np.stack([sharp[:, 0], sharp[:, 1], sharp[:, 1]], 1)  # segments, as flat triangles
+        self._crease_tree: igl.AABB | None = None
+        if len(sharp):
+            self._crease_tree = igl.AABB()
+            self._crease_tree.init(self.vertices, self._creases)
+
+    def onto_creases(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The nearest point on the source's creases, for points within ``CREASE_SNAP_CELLS`` of one: marching
+        cubes cuts across sharp edges, and vertices put on them bring the edges back."""
+        if self._crease_tree is None:
+            return points, np.zeros(len(points), dtype=bool)
+        squared, _, nearest = self._crease_tree.squared_distance(
+            self.vertices, self._creases, np.ascontiguousarray(points)
+        )
+        return nearest, np.sqrt(squared) <= CREASE_SNAP_CELLS * self.cell
 
     def __call__(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         targets, ok = np.empty_like(points), np.empty(len(points), dtype=bool)
@@ -146,8 +176,15 @@ class FieldProjection:
         return points + along[:, None] * normals, ok
 
 
-def settle(vertices: np.ndarray, triangles: np.ndarray, project: Projector, cell: float) -> np.ndarray:
-    """The vertices spread along the surface and moved onto it by ``project``; see the module's doc.
+def settle(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    project: Projector,
+    cell: float,
+    creases: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> np.ndarray:
+    """The vertices spread along the surface and moved onto it by ``project``, then (with ``creases``,
+    points -> (targets, ok)) onto sharp edges; see the module's doc.
 
     ``vertices`` (V, 3) and ``triangles`` (T, 3), outward-wound, as the extractor gives them; ``cell``
     the grid's cell. Returns new vertices (V, 3); the triangles are unchanged.
@@ -163,6 +200,10 @@ def settle(vertices: np.ndarray, triangles: np.ndarray, project: Projector, cell
         pull -= np.einsum("ij,ij->i", pull, normals)[:, None] * normals
         targets, ok = project(current + RELAX_WEIGHT * pull, normals)
         current = np.where(ok[:, None], targets, start)
+    if creases is not None:
+        on_surface = ok
+        targets, ok = creases(current)
+        current = np.where((ok & on_surface)[:, None], targets, current)
     return _unfold(start, current, triangles, cell)
 
 
