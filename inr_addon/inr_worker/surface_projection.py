@@ -200,10 +200,9 @@ def settle(
         pull -= np.einsum("ij,ij->i", pull, normals)[:, None] * normals
         targets, ok = project(current + RELAX_WEIGHT * pull, normals)
         current = np.where(ok[:, None], targets, start)
-    if creases is not None:
-        on_surface = ok
-        targets, ok = creases(current)
-        current = np.where((ok & on_surface)[:, None], targets, current)
+    if creases is not None:  # only vertices that went onto the surface go on to its creases
+        crease_points, near_crease = creases(current)
+        current = np.where((near_crease & ok)[:, None], crease_points, current)
     return _unfold(start, current, triangles, cell)
 
 
