@@ -1,6 +1,8 @@
-"""What the benchmark measures the field against: the exact-SDF floor, Blender's Voxel Remesh, Geometry
-Nodes' Mesh to SDF Grid -> Grid to Mesh, and point-cloud-utils' make_mesh_watertight; and a peak-memory
-probe. Each method returns (vertices, triangles) in the mesh's own coordinates."""
+"""What the benchmark measures the field against: the exact-SDF floor, Blender's Voxel Remesh (the
+operator an artist presses, which projects the new vertices onto the source, and the Remesh modifier in
+Voxel mode, which does not), Geometry Nodes' Mesh to SDF Grid -> Grid to Mesh, and point-cloud-utils'
+make_mesh_watertight; a peak-memory probe; and a CAD-like test part. Each method returns (vertices,
+triangles) in the mesh's own coordinates, or a Blender object."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import threading
 import time
 from typing import Self
 
+import igl
 import numpy as np
 import psutil
 from meshmetrics import compare_arrays, unit_frame
@@ -22,7 +25,18 @@ DENSE_FLOOR_MAX = 256  # above this the floor samples the exact distance on a na
 
 def scores(reference: tuple, candidate: tuple) -> dict:
     metrics = compare_arrays(*reference, *candidate, samples=100_000)
-    return {key: metrics[key] for key in METRICS} | {"triangles": len(candidate[1])}
+    nonmanifold_vertices = int((~np.asarray(igl.is_vertex_manifold(candidate[1])).astype(bool)).sum())
+    return {key: metrics[key] for key in METRICS} | {
+        "triangles": len(candidate[1]),
+        "nonmanifold_vertices": nonmanifold_vertices,
+    }
+
+
+def face_stats(obj) -> dict:
+    """A Blender mesh object's face count and the share of its faces that are quads."""
+    sides = np.empty(len(obj.data.polygons), np.int32)
+    obj.data.polygons.foreach_get("loop_total", sides)
+    return {"faces": len(sides), "quad_share": float((sides == 4).mean()) if len(sides) else 0.0}
 
 
 class PeakMemory:
@@ -116,8 +130,24 @@ def watertight(vertices: np.ndarray, triangles: np.ndarray, resolution: int) -> 
     return np.asarray(found, np.float64), np.asarray(faces, np.int64)
 
 
+def voxel_remesh_operator(bpy, source, resolution: int):
+    """Blender's Voxel Remesh operator (``object.voxel_remesh``, what sculpt mode's Ctrl+R and the Remesh
+    panel's button run) on a copy of ``source``, with its defaults (Preserve Volume on, adaptivity 0) and
+    voxel size = longest side / resolution."""
+    remeshed = _copy(bpy, source, f"{source.name}_voxel_operator_{resolution}")
+    remeshed.data.remesh_voxel_size = max(source.dimensions) / resolution
+    for obj in list(bpy.context.selected_objects):
+        obj.select_set(False)
+    remeshed.select_set(True)
+    bpy.context.view_layer.objects.active = remeshed
+    if bpy.ops.object.voxel_remesh() != {"FINISHED"}:
+        raise RuntimeError(f"Voxel Remesh failed on {source.name}")
+    return remeshed
+
+
 def voxel_remesh(bpy, source, resolution: int):
-    """Blender's Voxel Remesh (voxel size = longest side / resolution) applied to a copy of ``source``."""
+    """Blender's Remesh modifier in Voxel mode (voxel size = longest side / resolution), applied to a copy
+    of ``source``: no projection onto the source."""
     remeshed = _copy(bpy, source, f"{source.name}_voxel_{resolution}")
     modifier = remeshed.modifiers.new("remesh", "REMESH")
     modifier.mode = "VOXEL"
@@ -156,3 +186,35 @@ def _copy(bpy, source, name: str):
 def _apply(bpy, obj, modifier: str) -> None:
     bpy.context.view_layer.objects.active = obj
     bpy.ops.object.modifier_apply(modifier=modifier)
+
+
+def cad_part(bpy) -> tuple[np.ndarray, np.ndarray]:
+    """A CAD-like part made with exact booleans: a 2 x 1.2 x 0.4 plate with a round boss on top, a hole
+    through boss and plate, and a rectangular slot cut into one end. Returns triangles, closed."""
+    made = []
+
+    def add(operator, **settings):
+        operator(**settings)
+        made.append(bpy.context.active_object)
+        return made[-1]
+
+    plate = add(bpy.ops.mesh.primitive_cube_add, size=1, scale=(2.0, 1.2, 0.4))
+    boss = add(bpy.ops.mesh.primitive_cylinder_add, vertices=64, radius=0.35, depth=0.5, location=(0.3, 0, 0.35))
+    hole = add(bpy.ops.mesh.primitive_cylinder_add, vertices=48, radius=0.15, depth=2.0, location=(0.3, 0, 0))
+    slot = add(bpy.ops.mesh.primitive_cube_add, size=1, scale=(0.6, 0.3, 1.0), location=(-0.8, 0, 0))
+    for other, operation in ((boss, "UNION"), (hole, "DIFFERENCE"), (slot, "DIFFERENCE")):
+        modifier = plate.modifiers.new(f"{operation}_{other.name}", "BOOLEAN")
+        modifier.operation, modifier.object, modifier.solver = operation, other, "EXACT"
+    bpy.context.view_layer.objects.active = plate
+    for modifier in list(plate.modifiers):
+        bpy.ops.object.modifier_apply(modifier=modifier.name)
+    bpy.ops.object.transform_apply(location=False, rotation=False, scale=True)
+    mesh = plate.data
+    mesh.calc_loop_triangles()
+    vertices = np.empty(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", vertices)
+    triangles = np.empty(len(mesh.loop_triangles) * 3, np.int64)
+    mesh.loop_triangles.foreach_get("vertices", triangles)
+    for obj in made:
+        bpy.data.objects.remove(obj)
+    return vertices.reshape(-1, 3), triangles.reshape(-1, 3)

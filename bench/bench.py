@@ -1,13 +1,16 @@
 """Benchmark: the add-on's presets, fitted and re-extracted through Blender's operators, beside Blender's
-Voxel Remesh, Geometry Nodes' Mesh to SDF Grid -> Grid to Mesh, point-cloud-utils' make_mesh_watertight
-and the exact-SDF floor, at several resolutions, scored with ../shared/tools/meshmetrics.py.
+Voxel Remesh (the operator, with its defaults, and the Remesh modifier in Voxel mode), Geometry Nodes' Mesh
+to SDF Grid -> Grid to Mesh, point-cloud-utils' make_mesh_watertight and the exact-SDF floor, at several
+resolutions, scored with ../shared/tools/meshmetrics.py. ``cad_part.obj`` names a CAD-like part that the
+benchmark makes itself (exact booleans, see baselines.cad_part).
 
     python bench/bench.py --zip dist/inr_addon-<version>.zip --out bench/results [--quick]
         [--meshes spot.obj ...] [--presets FAST ...] [--resolutions 128 256 ...]
     python bench/bench.py --worker-only --device CUDA --out bench/results-cuda   # no Blender
 
 Each mesh runs in its own process. Writes results.json, results.md (tables with ratios against the
-floor and Voxel Remesh measured in the same run), plots and one contact sheet per mesh to --out.
+floor and the Voxel Remesh operator measured in the same run), voxel_remesh.md (every method at 256 beside
+the operator: faces, quads, edges, vertices, time), plots and one contact sheet per mesh to --out.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ OPEN = ["camelhead.obj", "bunny_stanford.obj", "bunny_stanford_res2.ply", "teapo
 PRESETS = ["FAST", "BALANCED", "QUALITY"]
 RESOLUTIONS = [128, 256, 512, 1024]
 FIT_RESOLUTION = 256
+CAD_PART = "cad_part.obj"  # made by the benchmark (baselines.cad_part), kept under out/bench
+GENERATED = ROOT / "out" / "bench"
+OPERATOR, MODIFIER = "Voxel Remesh operator", "Voxel Remesh modifier"
 QUICK = {
     "meshes": ["spot.obj", "bunny_closed_lowres.obj", "teapot.obj"],
     "presets": ["FAST", "BALANCED"],
@@ -42,8 +48,12 @@ QUICK = {
 }
 
 
+def mesh_path(name: str) -> Path:
+    return GENERATED / name if name == CAD_PART else MESHES / name
+
+
 def read_mesh(name: str) -> tuple[np.ndarray, np.ndarray]:
-    vertices, triangles = igl.read_triangle_mesh(str(MESHES / name))[:2]
+    vertices, triangles = igl.read_triangle_mesh(str(mesh_path(name)))[:2]
     return np.asarray(vertices, np.float64), np.asarray(triangles, np.int64)
 
 
@@ -68,7 +78,7 @@ def floor_rows(args: argparse.Namespace, name: str, reference: tuple) -> list[di
             rows.append(cache[key])
             continue
         row = {"mesh": name, "method": "exact-SDF floor", "resolution": resolution}
-        metrics, _ = timed(rows, row, baselines.exact_floor, str(MESHES / name), *reference, resolution)
+        metrics, _ = timed(rows, row, baselines.exact_floor, str(mesh_path(name)), *reference, resolution)
         row.update(metrics)
         print(row, flush=True)
         if args.floor_cache:
@@ -85,6 +95,9 @@ def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
 
     bpy = start_blender(args.zip.resolve())
     bpy.ops.wm.read_homefile(use_empty=True)
+    if name == CAD_PART:
+        GENERATED.mkdir(parents=True, exist_ok=True)
+        igl.write_triangle_mesh(str(mesh_path(name)), *baselines.cad_part(bpy))
     reference = read_mesh(name)
     mesh = bpy.data.meshes.new(Path(name).stem)
     mesh.from_pydata(reference[0].tolist(), [], reference[1].tolist())
@@ -93,12 +106,16 @@ def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
     rows = floor_rows(args, name, reference)
     sheet = {"source": source}
     for resolution in args.resolutions:
-        for method, make in (("Voxel Remesh", baselines.voxel_remesh), ("SDF grid nodes", baselines.sdf_grid_nodes)):
+        for method, make in (
+            (OPERATOR, baselines.voxel_remesh_operator),
+            (MODIFIER, baselines.voxel_remesh),
+            ("SDF grid nodes", baselines.sdf_grid_nodes),
+        ):
             row = {"mesh": name, "method": method, "resolution": resolution}
             result = timed(rows, row, make, bpy, source, resolution)
-            row.update(baselines.scores(reference, mesh_arrays(result)))
+            row.update(baselines.scores(reference, mesh_arrays(result)), **baselines.face_stats(result))
             print(row, flush=True)
-            if resolution == FIT_RESOLUTION:
+            if resolution == FIT_RESOLUTION and method != MODIFIER:
                 sheet[method] = result
             else:
                 bpy.data.objects.remove(result)
@@ -122,23 +139,28 @@ def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
             "sampling_s": float(info["sampling_s"]),
             "training_s": float(info["training_s"]),
         }
-        row.update(fitted, **baselines.scores(reference, mesh_arrays(result)))
+        row.update(fitted, **baselines.scores(reference, mesh_arrays(result)), **baselines.face_stats(result))
         print(row, flush=True)
         for resolution in (r for r in args.resolutions if r != FIT_RESOLUTION):
             again = {"mesh": name, "method": f"field {preset}", "resolution": resolution, "step": "re-extract"}
             timed(rows, again, bpy.ops.inr.extract_mesh, resolution=resolution)
             again.update(field_bytes=len(field), **baselines.scores(reference, mesh_arrays(result)))
             print(again, flush=True)
+        # the same resolution again from the field alone: its vertices go onto the field's zero level
+        alone = {"mesh": name, "method": f"field {preset}", "resolution": FIT_RESOLUTION, "step": "re-extract"}
+        timed(rows, alone, bpy.ops.inr.extract_mesh, resolution=FIT_RESOLUTION)
+        alone.update(field_bytes=len(field), **baselines.scores(reference, mesh_arrays(result)))
+        alone.update(baselines.face_stats(result))
+        print(alone, flush=True)
         if preset == "BALANCED":
-            bpy.ops.inr.extract_mesh(resolution=FIT_RESOLUTION)
             sheet["neural field"] = result
         else:
             bpy.data.objects.remove(result)
     if len(sheet) == 4:
         report.contact_sheet(
             bpy,
-            [sheet[key] for key in ("source", "Voxel Remesh", "SDF grid nodes", "neural field")],
-            ["source", "Voxel Remesh", "SDF grid nodes", "neural field BALANCED"],
+            [sheet[key] for key in ("source", OPERATOR, "SDF grid nodes", "neural field")],
+            ["source", OPERATOR, "SDF grid nodes", "neural field BALANCED"],
             args.out / f"sheet_{Path(name).stem}.png",
         )
     return rows
@@ -253,7 +275,50 @@ def main() -> None:
             part.unlink()
         (args.out / "results.json").write_text(json.dumps(rows, indent=1))
     report.write(rows, args.out, closed=CLOSED)
+    (args.out / "voxel_remesh.md").write_text(operator_table(rows))
     print((args.out / "results.md").read_text())
+    print((args.out / "voxel_remesh.md").read_text())
+
+
+def operator_table(rows: list[dict]) -> str:
+    """Every method at FIT_RESOLUTION beside the Voxel Remesh operator of the same run."""
+    at = [row for row in rows if row["resolution"] == FIT_RESOLUTION]
+    operators = {row["mesh"]: row for row in at if row["method"] == OPERATOR}
+    floors = {row["mesh"]: row for row in at if row["method"] == "exact-SDF floor"}
+    lines = [
+        (
+            f"At {FIT_RESOLUTION} cells along the longest side; Voxel Remesh operator = `object.voxel_remesh` with its "
+            "defaults (Preserve Volume on), modifier = the Remesh modifier in Voxel mode; ratios to the operator "
+            "measured in the same run.\n"
+        ),
+        (
+            "| mesh | method | step | faces | quads | Chamfer-L1 | × floor | × operator | IoU | normal cons. "
+            "| boundary / non-manifold edges | non-manifold vertices | wall s | × operator time |"
+        ),
+        "|" + "---|" * 14,
+    ]
+    for row in at:
+        if row["method"] == "exact-SDF floor":
+            continue
+        operator, floor = operators.get(row["mesh"]), floors.get(row["mesh"])
+        cells = [
+            row["mesh"],
+            row["method"],
+            row.get("step", ""),
+            str(row.get("faces", row.get("triangles", ""))),
+            f"{row['quad_share']:.0%}" if "quad_share" in row else "",
+            f"{row['chamfer_l1']:.2e}",
+            f"{row['chamfer_l1'] / floor['chamfer_l1']:.2f}" if floor else "",
+            f"{row['chamfer_l1'] / operator['chamfer_l1']:.2f}" if operator else "",
+            f"{row['iou']:.4f}",
+            f"{row['normal_consistency']:.4f}",
+            f"{row['boundary_edges']} / {row['nonmanifold_edges']}",
+            str(row.get("nonmanifold_vertices", "")),
+            f"{row['wall_s']:.2f}",
+            f"{row['wall_s'] / operator['wall_s']:.1f}" if operator else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

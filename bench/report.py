@@ -9,7 +9,7 @@ from statistics import median
 
 import headless
 
-FLOOR, VOXEL = "exact-SDF floor", "Voxel Remesh"
+FLOOR, VOXEL = "exact-SDF floor", "Voxel Remesh operator"
 
 
 def _peak(row: dict) -> float:
@@ -28,8 +28,8 @@ def markdown(rows: list[dict]) -> str:
     floors, voxels = _by(rows, FLOOR), _by(rows, VOXEL)
     lines = [
         (
-            "| mesh | method | res | step | wall s | × Voxel Remesh time | peak MB | field KB | Chamfer-L1 | × floor "
-            "| × Voxel Remesh | IoU | IoU − floor | normal cons. | F-score | boundary / non-manifold edges |"
+            "| mesh | method | res | step | wall s | × Voxel Remesh operator time | peak MB | field KB | Chamfer-L1 | × floor "
+            "| × Voxel Remesh operator | IoU | IoU − floor | normal cons. | F-score | boundary / non-manifold edges |"
         ),
         "|" + "---|" * 16,
     ]

@@ -84,7 +84,7 @@ def _command_fit(args: argparse.Namespace) -> None:
     save_field(args.field, field)
     print(f"field written to {args.field} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
     if args.out:
-        _extract_to(field, args)
+        _extract_to(field, args, None if is_point_file(args.mesh) else (vertices, triangles))
 
 
 def _command_extract(args: argparse.Namespace) -> None:
@@ -94,9 +94,10 @@ def _command_extract(args: argparse.Namespace) -> None:
     _extract_to(load_field_bytes(data), args)
 
 
-def _extract_to(field, args: argparse.Namespace) -> None:
+def _extract_to(field, args: argparse.Namespace, source: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Extract ``field`` to ``args.out``; with ``source``, the mesh it was fitted to, onto that mesh."""
     started = time.monotonic()
-    vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress())
+    vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress(), source=source)
     write_surface(args.out, vertices, triangles)
     print(
         f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "

@@ -24,6 +24,7 @@ from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
+from .surface_projection import FieldProjection, SourceProjection, settle
 from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
@@ -189,9 +190,12 @@ def extract(
     device: str = "AUTO",
     progress: Progress | None = None,
     memory_limit: int | None = None,
+    source: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The surface of a fitted or a composite field at ``resolution`` cells along the longest side, in its
-    object's coordinates.
+    object's coordinates. With ``source``, the mesh that the field was fitted to (vertices, triangles in
+    the same coordinates), the vertices go onto it where it bounds the solid; without, onto the field's
+    zero level (``surface_projection``).
 
     Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
     bytes (default: the memory free now); for a composite, OperationError where nothing is left."""
@@ -218,6 +222,15 @@ def extract(
         vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
     elif field.info.get("source") == "POINTS":  # a scan's stray points can leave specks beside the solid
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
+    if composite is None:  # a composite's surface is left as marching cubes puts it
+        cell = 1 / resolution
+        if source is not None:
+            progress.stage("projecting", f"{len(vertices)} vertices onto the source")
+            to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
+            vertices = settle(vertices, triangles, to_source, cell, to_source.onto_creases)
+        else:
+            progress.stage("projecting", f"{len(vertices)} vertices onto the field's zero level")
+            vertices = settle(vertices, triangles, FieldProjection(field.model, cell, torch_device), cell)
     return field.frame.from_unit(vertices), triangles
 
 
@@ -249,6 +262,7 @@ def run_job(job_dir: Path) -> int:
             torch.set_num_threads(spec.threads)
         progress = EventProgress(events)
         field: StoredField | operations.CompositeField
+        source = None  # the fitted mesh, where the job has it
         if spec.task in protocol.IMAGE_TASKS:
             run_image_job(job_dir, spec, progress)
             events.emit("done", width=spec.width, height=spec.height)
@@ -267,7 +281,7 @@ def run_job(job_dir: Path) -> int:
             check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
             save_field(job_dir / spec.field, fitted)
-            field = fitted
+            field, source = fitted, (vertices, triangles)
         elif spec.task == "fit_points":
             with np.load(job_dir / spec.points) as arrays:
                 check_memory(estimate_memory_for_points(len(arrays["points"]), spec.resolution), spec.resolution)
@@ -279,7 +293,7 @@ def run_job(job_dir: Path) -> int:
             field = operations.operate_job(job_dir, spec)
         else:
             field = operations.load_any_field(job_dir / spec.field)
-        vertices, triangles = extract(field, spec.resolution, spec.device, progress)
+        vertices, triangles = extract(field, spec.resolution, spec.device, progress, source=source)
         write_surface(job_dir / spec.surface, vertices, triangles)
         events.emit("done", vertices=len(vertices), triangles=len(triangles))
         return 0
