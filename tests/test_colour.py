@@ -5,7 +5,6 @@ clouds) and in the worker alone (the file, its checks, the composite's colour ru
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
