@@ -98,10 +98,15 @@ def test_a_coloured_field_keeps_its_colours_at_any_resolution(coloured_sphere):
 def test_a_field_file_whose_colours_do_not_match_its_band_is_refused(coloured_sphere, tmp_path):
     path, *_ = coloured_sphere
     field = load_field(path)
-    assert field.colours is not None
-    field.colours = dataclasses.replace(field.colours, values=field.colours.values[:-1])
+    assert isinstance(field.colours, colour_field.ColourMesh)  # a small mesh keeps its own coloured triangles
+    broken = dataclasses.replace(field.colours, triangles=field.colours.triangles + len(field.colours.vertices))
     damaged = tmp_path / "damaged.safetensors"
-    save_field(damaged, field)
+    save_field(damaged, dataclasses.replace(field, colours=broken))
+    with pytest.raises(protocol.ProtocolError, match="colours are damaged"):
+        load_field(damaged)
+    count = len(colour_field.coloured_surface_points(field.model, colour_field.CODES))
+    short = colour_field.ColourSet(np.zeros((count - 1, 3), np.uint8))
+    save_field(damaged, dataclasses.replace(field, colours=short))
     with pytest.raises(protocol.ProtocolError, match="colours are damaged"):
         load_field(damaged)
     tensors, metadata = protocol.read_safetensors(path.read_bytes())
@@ -111,6 +116,31 @@ def test_a_field_file_whose_colours_do_not_match_its_band_is_refused(coloured_sp
     protocol.write_safetensors(tmp_path / "oversized.safetensors", oversized, metadata)
     with pytest.raises(protocol.ProtocolError, match="re-fit"):  # refused before anything is allocated
         protocol.check_field((tmp_path / "oversized.safetensors").read_bytes())
+
+
+def test_a_texture_through_uvs_is_sampled_into_a_colour_set(coloured_sphere):
+    _, plain, vertices, triangles = coloured_sphere
+    field = load_field(plain)
+    latitude = np.arccos(np.clip(vertices[:, 2], -1, 1)) / np.pi  # v: 0 at the north pole
+    corner_uvs = np.stack([np.zeros_like(latitude), 1 - latitude], 1)[triangles].astype(np.float32)
+    rows = (np.arange(64) // 8 % 2).astype(bool)  # bands 8 texels high, red and blue
+    image = np.where(rows[:, None, None], [255, 0, 0], [0, 0, 255]).astype(np.uint8) * np.ones((1, 4, 1), np.uint8)
+    colours = colour_field.MeshColours(
+        corner_colors=np.zeros((len(triangles), 3, 3), np.float32),
+        corner_uvs=corner_uvs,
+        face_image=np.zeros(len(triangles), np.int64),
+        images=[image],
+    )
+    field.colours = colour_field.mesh_colour_set(field.model, field.frame.to_unit(vertices), triangles, colours)
+    assert isinstance(field.colours, colour_field.ColourSet)  # a texture is sampled
+    surface, _ = jobs.extract(field, 96)
+    import igl
+
+    _, faces, closest = igl.point_mesh_squared_distance(surface, vertices, triangles)
+    corners = vertices[triangles[faces]]
+    barycentric = igl.barycentric_coordinates(closest, *(np.ascontiguousarray(corners[:, i]) for i in range(3)))
+    truth = colours.at(faces, np.clip(barycentric, 0, 1))
+    assert psnr(colour_field.surface_colours(field, surface), truth) > 20
 
 
 def test_a_union_takes_the_nearer_inputs_colour_and_a_morph_blends(coloured_sphere):

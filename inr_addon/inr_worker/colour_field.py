@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from . import protocol
 from .band_field import BandField, quantise
 from .protocol import DOMAIN_HALF_EXTENT
 
@@ -31,6 +32,7 @@ NEIGHBOURS = 4  # colour points blended at each vertex
 POINT_NEIGHBOURS = 4  # a point cloud's points blended at each colour point
 DEFAULT_COLOUR = (0.8, 0.8, 0.8)  # linear; what an input without colour shows beside one with colour
 CHUNK = 262_144
+MESH_BYTES_PER_TRIANGLE = 27  # what storing a source triangle with its corner colours costs, about
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -106,6 +108,12 @@ class ColourSet:
             raise ValueError(f"{len(self.values)} colours for {len(positions)} coloured points")
         self.place(positions)
 
+    def stored_arrays(self) -> dict[str, np.ndarray]:
+        return {protocol.COLOUR_VALUES: np.asarray(self.values, np.uint8)}
+
+    def metadata(self) -> dict[str, str]:
+        return {"colour_codes": str(self.codes)}
+
     def place(self, positions: np.ndarray) -> None:
         """Where the colours lie (unit frame), one row each."""
         self._tree = cKDTree(positions) if len(positions) else None
@@ -120,6 +128,78 @@ class ColourSet:
         weights = 1.0 / np.maximum(distances, 1e-6) ** 2
         weights /= weights.sum(1, keepdims=True)
         return np.einsum("nk,nkc->nc", weights, from_bytes(self.values)[nearest]).astype(np.float32)
+
+
+@dataclasses.dataclass
+class ColourMesh:
+    """The source's own triangles (unit frame) with their corner colours (T, 3, 3) uint8 sRGB: exact
+    colours, hard edges between faces included, for sources whose triangles take fewer bytes than a
+    colour set (smaller meshes without textures)."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    corner_colours: np.ndarray
+
+    def check(self) -> None:
+        """Raise ValueError where the arrays do not describe coloured triangles."""
+        if not np.isfinite(self.vertices).all():
+            raise ValueError("colour mesh vertices are not finite")
+        if len(self.triangles) and (self.triangles.min() < 0 or self.triangles.max() >= len(self.vertices)):
+            raise ValueError("colour mesh triangles point at missing vertices")
+
+    def stored_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            protocol.COLOUR_MESH_VERTICES: np.asarray(self.vertices, np.float32),
+            protocol.COLOUR_MESH_TRIANGLES: np.asarray(self.triangles, np.int32),
+            protocol.COLOUR_MESH_COLOURS: np.asarray(self.corner_colours, np.uint8),
+        }
+
+    def metadata(self) -> dict[str, str]:
+        return {}
+
+    def colours_at(self, points: np.ndarray) -> np.ndarray:
+        """Linear colours (K, 3) at unit-frame ``points``: the colour at the nearest point of the triangles."""
+        vertices = np.asarray(self.vertices, np.float64)
+        triangles = np.asarray(self.triangles, np.int64)
+        faces, barycentric = nearest_on_triangles(vertices, triangles, np.asarray(points, np.float64))
+        return np.einsum("nk,nkc->nc", barycentric, from_bytes(self.corner_colours[faces])).astype(np.float32)
+
+
+Colours = ColourSet | ColourMesh
+
+
+def nearest_on_triangles(
+    vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the nearest triangle and the barycentric coordinates of the nearest point on it."""
+    _, faces, closest = igl.point_mesh_squared_distance(points, vertices, triangles)
+    corners = vertices[triangles[faces]]
+    barycentric = igl.barycentric_coordinates(
+        closest, *(np.ascontiguousarray(corners[:, i], np.float64) for i in range(3))
+    )
+    barycentric = np.clip(np.nan_to_num(barycentric, nan=1 / 3), 0, 1)
+    return faces, barycentric / np.maximum(barycentric.sum(1, keepdims=True), 1e-12)
+
+
+def read_colours(arrays: dict[str, np.ndarray], metadata: dict[str, str], model: BandField) -> Colours | None:
+    """A field file's colours (already checked for shape by ``protocol.check_field``), or None; raises
+    ValueError where they do not fit the field."""
+    if protocol.COLOUR_VALUES in arrays:
+        codes = int(metadata.get("colour_codes", CODES))
+        if not 0 < codes <= 127:
+            raise ValueError(f"colour codes {codes}")
+        colour_set = ColourSet(arrays[protocol.COLOUR_VALUES].copy(), codes)
+        colour_set.attach(model)
+        return colour_set
+    if protocol.COLOUR_MESH_TRIANGLES in arrays:
+        mesh = ColourMesh(
+            arrays[protocol.COLOUR_MESH_VERTICES].copy(),
+            arrays[protocol.COLOUR_MESH_TRIANGLES].copy(),
+            arrays[protocol.COLOUR_MESH_COLOURS].copy(),
+        )
+        mesh.check()
+        return mesh
+    return None
 
 
 # --- the source's colours --------------------------------------------------------------------
@@ -198,21 +278,23 @@ def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 def mesh_colour_set(
     model: BandField, unit_vertices: np.ndarray, triangles: np.ndarray, colours: MeshColours
-) -> ColourSet:
-    """The colour set of a mesh's field: each coloured grid point takes the mesh's colour at its nearest
-    surface point."""
+) -> Colours:
+    """A mesh field's colours: the source's own coloured triangles where they take fewer bytes than a colour
+    set and carry no texture, else the colour set, where each coloured grid point takes the mesh's colour at
+    its nearest surface point."""
     positions = coloured_surface_points(model, CODES)
+    textured = colours.face_image is not None and bool((colours.face_image >= 0).any())
+    if not textured and len(triangles) * MESH_BYTES_PER_TRIANGLE < 3 * len(positions):
+        used, compact = np.unique(triangles, return_inverse=True)
+        corner_colours = to_bytes(colours.corner_colors.reshape(-1, 3)).reshape(-1, 3, 3)
+        return ColourMesh(
+            unit_vertices[used].astype(np.float32), compact.reshape(-1, 3).astype(np.int32), corner_colours
+        )
     values = np.zeros((len(positions), 3), np.uint8)
     if len(positions):
-        _, faces, closest = igl.point_mesh_squared_distance(
-            positions.astype(np.float64), np.ascontiguousarray(unit_vertices, np.float64), triangles
+        faces, barycentric = nearest_on_triangles(
+            np.ascontiguousarray(unit_vertices, np.float64), triangles, positions.astype(np.float64)
         )
-        corners = unit_vertices[triangles[faces]]
-        barycentric = igl.barycentric_coordinates(
-            closest, *(np.ascontiguousarray(corners[:, i], np.float64) for i in range(3))
-        )
-        barycentric = np.clip(np.nan_to_num(barycentric, nan=1 / 3), 0, 1)
-        barycentric /= np.maximum(barycentric.sum(1, keepdims=True), 1e-12)
         values = to_bytes(colours.at(faces, barycentric))
     colour_set = ColourSet(values, CODES)
     colour_set.place(positions)
@@ -249,10 +331,10 @@ def colours_at(field: Any, points: np.ndarray) -> np.ndarray:
     """Linear colours (K, 3) of a fitted or composite field at unit-frame ``points``."""
     inputs = getattr(field, "inputs", None)
     if inputs is None:
-        colour_set: ColourSet | None = field.colours
-        if colour_set is None:
+        own: Colours | None = field.colours
+        if own is None:
             return np.tile(np.asarray(DEFAULT_COLOUR, np.float32), (len(points), 1))
-        return colour_set.colours_at(points)
+        return own.colours_at(points)
     model = field.model
     operation = field.operation
     placed_points = torch.from_numpy(np.asarray(points, np.float32))

@@ -14,10 +14,10 @@ import numpy as np
 
 from . import protocol
 from .band_field import BandField, FieldConfig
-from .colour_field import CODES, ColourSet
+from .colour_field import Colours, read_colours
 from .sampling import UnitFrame
 
-_NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F64": np.float64}
+_NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F32": np.float32, "F64": np.float64}
 
 
 @dataclasses.dataclass
@@ -29,7 +29,7 @@ class StoredField:
     low: np.ndarray  # bounding box of the source mesh, unit frame
     high: np.ndarray
     info: dict[str, str]
-    colours: ColourSet | None = None  # the source's colours, where it had any
+    colours: Colours | None = None  # the source's colours, where it had any
 
 
 def save_field(path: Path, field: StoredField) -> None:
@@ -43,8 +43,8 @@ def save_field(path: Path, field: StoredField) -> None:
     }
     colour_metadata = {}
     if field.colours is not None:
-        arrays[protocol.COLOUR_VALUES] = np.asarray(field.colours.values, np.uint8)
-        colour_metadata["colour_codes"] = str(field.colours.codes)
+        arrays.update(field.colours.stored_arrays())
+        colour_metadata = field.colours.metadata()
     dtypes = {np.dtype(value): name for name, value in _NUMPY_DTYPES.items()}
     tensors = {
         name: (
@@ -86,17 +86,10 @@ def load_field(path: Path) -> StoredField:
     model = BandField.from_stored(config, arrays)
     frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=scale)
     low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
-    colours = None
-    if protocol.COLOUR_VALUES in arrays:
-        try:
-            colours = ColourSet(arrays[protocol.COLOUR_VALUES].copy(), int(metadata.get("colour_codes", CODES)))
-            if not 0 < colours.codes <= 127:
-                raise ValueError(f"colour codes {colours.codes}")
-            colours.attach(model)
-        except ValueError as error:
-            raise protocol.ProtocolError(
-                f"the stored field's colours are damaged ({error}); re-fit this object"
-            ) from error
+    try:
+        colours = read_colours(arrays, metadata, model)
+    except ValueError as error:
+        raise protocol.ProtocolError(f"the stored field's colours are damaged ({error}); re-fit this object") from error
     skipped = ("format", "format_version", "field_config", "colour_codes")
     info = {k: v for k, v in metadata.items() if k not in skipped}
     return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info, colours=colours)
