@@ -302,3 +302,21 @@ def test_combine_carries_each_inputs_colour(scene):
     assert psnr(colours[left], half_and_half(vertices)[left]) > 25
     right = vertices[:, 0] > 1.2
     assert np.allclose(colours[right], 0.8, atol=0.01)
+
+
+def test_batch_carries_a_ply_meshs_vertex_colours_into_its_outputs(coloured_sphere):
+    import trimesh
+
+    from inr_worker import batch
+
+    _, _, vertices, triangles = coloured_sphere
+    srgb = np.round(colour_field.linear_to_srgb(half_and_half(vertices)) * 255).astype(np.uint8)
+    data = trimesh.Trimesh(vertices, triangles, vertex_colors=srgb, process=False).export(file_type="ply")
+    config = batch.BatchConfig(preset="FAST", resolutions=(32,), surface_format="ply")
+    done = batch.process_mesh(".ply", bytes(data), None, (32,), config, threads=1)
+    assert done["row"]["status"] == "done", done["row"]
+    surface = trimesh.load(trimesh.util.wrap_as_stream(done["files"][32]), file_type="ply", process=False)
+    colours = colour_field.from_bytes(np.asarray(surface.visual.vertex_colors)[:, :3])
+    away = np.abs(surface.vertices[:, 2]) > 0.15
+    assert psnr(colours[away], half_and_half(np.asarray(surface.vertices))[away]) > 30
+    assert operations.load_field_bytes(done["files"]["field"]).colours is not None  # kept for later extractions
