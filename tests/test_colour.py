@@ -159,6 +159,11 @@ def test_a_union_takes_the_nearer_inputs_colour_and_a_morph_blends(coloured_sphe
     top = vertices[:, 2] > 0.2
     assert psnr(colours[left & top], np.tile(RED, ((left & top).sum(), 1))) > 25
     assert np.allclose(colours[right], colour_field.DEFAULT_COLOUR, atol=1e-6)  # the uncoloured input is grey
+    offset = operations.build(operations.Operation("OFFSET", distance=0.05), inputs[:1])
+    vertices, _ = jobs.extract(offset, 40)
+    colours = colour_field.surface_colours(offset, vertices)
+    away = np.abs(vertices[:, 2]) > 0.2
+    assert psnr(colours[away], half_and_half(vertices)[away]) > 25  # the nearest surface's colour
     morph = operations.build(operations.Operation("MORPH", factor=0.5), inputs)
     vertices, _ = jobs.extract(morph, 48)
     colours = colour_field.surface_colours(morph, vertices)
