@@ -282,14 +282,15 @@ def mesh_colour_set(
     """A mesh field's colours: the source's own coloured triangles where they take fewer bytes than a colour
     set and carry no texture, else the colour set, where each coloured grid point takes the mesh's colour at
     its nearest surface point."""
-    positions = coloured_surface_points(model, CODES)
+    indices = coloured_grid_indices(model, CODES)
     textured = colours.face_image is not None and bool((colours.face_image >= 0).any())
-    if not textured and len(triangles) * MESH_BYTES_PER_TRIANGLE < 3 * len(positions):
+    if not textured and len(triangles) * MESH_BYTES_PER_TRIANGLE < 3 * len(indices):
         used, compact = np.unique(triangles, return_inverse=True)
         corner_colours = to_bytes(colours.corner_colors.reshape(-1, 3)).reshape(-1, 3, 3)
         return ColourMesh(
             unit_vertices[used].astype(np.float32), compact.reshape(-1, 3).astype(np.int32), corner_colours
         )
+    positions = surface_points(model, indices)
     values = np.zeros((len(positions), 3), np.uint8)
     if len(positions):
         faces, barycentric = nearest_on_triangles(
