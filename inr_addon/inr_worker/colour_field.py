@@ -32,7 +32,7 @@ NEIGHBOURS = 4  # colour points blended at each vertex
 POINT_NEIGHBOURS = 4  # a point cloud's points blended at each colour point
 DEFAULT_COLOUR = (0.8, 0.8, 0.8)  # linear; what an input without colour shows beside one with colour
 CHUNK = 262_144
-MESH_BYTES_PER_TRIANGLE = 27  # what storing a source triangle with its corner colours costs, about
+OWN_TRIANGLES_SHARE = 1.25  # a mesh keeps its coloured triangles where they take at most this share of a colour set
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -133,8 +133,9 @@ class ColourSet:
 @dataclasses.dataclass
 class ColourMesh:
     """The source's own triangles (unit frame) with their corner colours (T, 3, 3) uint8 sRGB: exact
-    colours, hard edges between faces included, for sources whose triangles take fewer bytes than a
-    colour set (smaller meshes without textures)."""
+    colours, hard edges between faces included, for meshes without textures whose triangles take not
+    much more bytes than a colour set (stored with uint16 indices where they fit, and one colour a face
+    where the corners agree)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
@@ -148,11 +149,19 @@ class ColourMesh:
             raise ValueError("colour mesh triangles point at missing vertices")
 
     def stored_arrays(self) -> dict[str, np.ndarray]:
+        """Vertices as float32; indices as uint16 where they fit; one colour a face where its corners agree."""
+        colours = np.asarray(self.corner_colours, np.uint8)
+        if (colours == colours[:, :1]).all():
+            colours = colours[:, :1]
+        index_type = np.uint16 if len(self.vertices) <= 1 << 16 else np.int32
         return {
             protocol.COLOUR_MESH_VERTICES: np.asarray(self.vertices, np.float32),
-            protocol.COLOUR_MESH_TRIANGLES: np.asarray(self.triangles, np.int32),
-            protocol.COLOUR_MESH_COLOURS: np.asarray(self.corner_colours, np.uint8),
+            protocol.COLOUR_MESH_TRIANGLES: np.asarray(self.triangles, index_type),
+            protocol.COLOUR_MESH_COLOURS: colours,
         }
+
+    def stored_bytes(self) -> int:
+        return sum(array.nbytes for array in self.stored_arrays().values())
 
     def metadata(self) -> dict[str, str]:
         return {}
@@ -192,10 +201,11 @@ def read_colours(arrays: dict[str, np.ndarray], metadata: dict[str, str], model:
         colour_set.attach(model)
         return colour_set
     if protocol.COLOUR_MESH_TRIANGLES in arrays:
+        colours = arrays[protocol.COLOUR_MESH_COLOURS]
         mesh = ColourMesh(
             arrays[protocol.COLOUR_MESH_VERTICES].copy(),
-            arrays[protocol.COLOUR_MESH_TRIANGLES].copy(),
-            arrays[protocol.COLOUR_MESH_COLOURS].copy(),
+            arrays[protocol.COLOUR_MESH_TRIANGLES].astype(np.int64),
+            np.repeat(colours, 3 // colours.shape[1], axis=1),
         )
         mesh.check()
         return mesh
@@ -279,17 +289,17 @@ def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 def mesh_colour_set(
     model: BandField, unit_vertices: np.ndarray, triangles: np.ndarray, colours: MeshColours
 ) -> Colours:
-    """A mesh field's colours: the source's own coloured triangles where they take fewer bytes than a colour
-    set and carry no texture, else the colour set, where each coloured grid point takes the mesh's colour at
+    """A mesh field's colours: the source's own coloured triangles where they carry no texture and take at
+    most ``OWN_TRIANGLES_SHARE`` of a colour set's bytes, else the colour set, where each coloured grid point takes the mesh's colour at
     its nearest surface point."""
     indices = coloured_grid_indices(model, CODES)
     textured = colours.face_image is not None and bool((colours.face_image >= 0).any())
-    if not textured and len(triangles) * MESH_BYTES_PER_TRIANGLE < 3 * len(indices):
+    if not textured:
         used, compact = np.unique(triangles, return_inverse=True)
         corner_colours = to_bytes(colours.corner_colors.reshape(-1, 3)).reshape(-1, 3, 3)
-        return ColourMesh(
-            unit_vertices[used].astype(np.float32), compact.reshape(-1, 3).astype(np.int32), corner_colours
-        )
+        own = ColourMesh(unit_vertices[used].astype(np.float32), compact.reshape(-1, 3), corner_colours)
+        if own.stored_bytes() <= OWN_TRIANGLES_SHARE * 3 * len(indices):
+            return own
     positions = surface_points(model, indices)
     values = np.zeros((len(positions), 3), np.uint8)
     if len(positions):

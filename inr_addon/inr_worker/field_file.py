@@ -17,7 +17,14 @@ from .band_field import BandField, FieldConfig
 from .colour_field import Colours, read_colours
 from .sampling import UnitFrame
 
-_NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F32": np.float32, "F64": np.float64}
+_NUMPY_DTYPES = {
+    "I8": np.int8,
+    "U8": np.uint8,
+    "U16": np.uint16,
+    "I32": np.int32,
+    "F32": np.float32,
+    "F64": np.float64,
+}
 
 
 @dataclasses.dataclass

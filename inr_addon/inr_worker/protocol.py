@@ -174,7 +174,7 @@ class EventReader:
 
 # --- safetensors -------------------------------------------------------------------------
 
-_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I32": 4, "I64": 8, "U8": 1}
+_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I32": 4, "I64": 8, "U8": 1, "U16": 2}
 
 
 def write_safetensors(
@@ -287,10 +287,12 @@ def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], c
         expected[COLOUR_VALUES] = ("U8", (min(tensors[COLOUR_VALUES][1][0], count * brick**3), 3))
     if COLOUR_MESH_TRIANGLES in tensors:  # or the source's triangles with their corner colours (colour_field)
         corners = tensors[COLOUR_MESH_VERTICES][1][0] if COLOUR_MESH_VERTICES in tensors else -1
-        triangles = tensors[COLOUR_MESH_TRIANGLES][1][0]
+        index_type, (triangles, *_) = tensors[COLOUR_MESH_TRIANGLES][:2]
+        colour_shape = tensors[COLOUR_MESH_COLOURS][1] if COLOUR_MESH_COLOURS in tensors else ()
+        per_triangle = colour_shape[1] if len(colour_shape) == 3 and colour_shape[1] in (1, 3) else 3  # face or corners
         expected[COLOUR_MESH_VERTICES] = ("F32", (corners, 3))
-        expected[COLOUR_MESH_TRIANGLES] = ("I32", (triangles, 3))
-        expected[COLOUR_MESH_COLOURS] = ("U8", (triangles, 3, 3))
+        expected[COLOUR_MESH_TRIANGLES] = (index_type if index_type in ("I32", "U16") else "I32", (triangles, 3))
+        expected[COLOUR_MESH_COLOURS] = ("U8", (triangles, per_triangle, 3))
     if set(tensors) != set(expected):
         raise ValueError(f"tensors {sorted(tensors)}, expected {sorted(expected)}")
     if not 0 <= count <= bricks:
