@@ -29,9 +29,10 @@ import ray
 import torch
 import tqdm
 
+from . import colour_field
 from .field_file import load_field, save_field
 from .jobs import USER_ERRORS, extract, fit, fit_points
-from .points import PointSet, is_point_file, read_points
+from .points import PointSet, _read_ply, is_point_file, read_points
 from .surface_file import write_surface
 
 IGL_SUFFIXES = (".obj", ".ply", ".stl", ".off")
@@ -145,6 +146,26 @@ def read_mesh(data: bytes, suffix: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(vertices, np.float64), np.asarray(triangles, np.int64)
 
 
+def read_mesh_colours(data: bytes, suffix: str, vertex_count: int) -> np.ndarray | None:
+    """Linear RGB (V, 3) of a PLY or glTF mesh's vertex colours, or None where it carries none."""
+    suffix = suffix.lower()
+    colours = None
+    if suffix in GLTF_SUFFIXES:
+        import trimesh
+
+        visual = trimesh.load(io.BytesIO(data), file_type=suffix[1:], force="mesh").visual
+        if getattr(visual, "kind", None) == "vertex":  # glTF's COLOR_0 is linear
+            colours = np.asarray(visual.vertex_colors, np.float32)[:, :3] / 255
+    elif suffix == ".ply":
+        with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
+            path = Path(folder) / "mesh.ply"
+            path.write_bytes(data)
+            colours = _read_ply(path).colors
+    if colours is None or len(colours) != vertex_count or not np.isfinite(colours).all():
+        return None
+    return np.clip(colours, 0, 1).astype(np.float32)
+
+
 # --- what a task does ---------------------------------------------------------------------
 
 
@@ -199,7 +220,14 @@ def score_surface(
     }
 
 
-def _encode_surface(vertices: np.ndarray, triangles: np.ndarray, surface_format: str) -> bytes:
+def _encode_surface(
+    vertices: np.ndarray, triangles: np.ndarray, surface_format: str, colours: np.ndarray | None = None
+) -> bytes:
+    if colours is not None and surface_format in ("ply", "obj"):  # with vertex colours (8-bit sRGB)
+        import trimesh
+
+        mesh = trimesh.Trimesh(vertices, triangles, vertex_colors=colour_field.to_bytes(colours), process=False)
+        return bytes(mesh.export(file_type=surface_format))
     with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
         path = Path(folder) / f"surface.{surface_format}"
         write_surface(path, vertices, triangles)
@@ -227,6 +255,7 @@ def process_mesh(
         point_set = read_points_file(mesh_bytes, suffix)
         if point_set is None:
             vertices, triangles = read_mesh(mesh_bytes, suffix)
+            vertex_colours = read_mesh_colours(mesh_bytes, suffix, len(vertices))
             row.update(input_vertices=len(vertices), input_triangles=len(triangles))
         else:
             row.update(input_points=len(point_set.points))
@@ -239,6 +268,10 @@ def process_mesh(
                     if point_set is None
                     else fit_points(point_set, config.preset, config.device, config.steps, config.seed)
                 )
+                if point_set is None and vertex_colours is not None:  # the mesh's vertex colours, carried
+                    colours = colour_field.MeshColours(corner_colors=vertex_colours[triangles])
+                    unit_vertices = field.frame.to_unit(vertices)
+                    field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, triangles, colours)
                 save_field(field_path, field)
                 files["field"] = field_bytes = field_path.read_bytes()
                 row.update(sampling_s=float(field.info["sampling_s"]), training_s=float(field.info["training_s"]))
@@ -250,7 +283,8 @@ def process_mesh(
         for resolution in resolutions:
             extract_start = time.monotonic()
             surface = extract(field, resolution, config.device)
-            files[resolution] = _encode_surface(*surface, config.surface_format)
+            surface_colours = colour_field.surface_colours(field, surface[0])
+            files[resolution] = _encode_surface(*surface, config.surface_format, surface_colours)
             boundary, nonmanifold = edge_counts(surface[1])
             entry = {
                 "resolution": resolution,

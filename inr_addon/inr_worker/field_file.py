@@ -14,9 +14,17 @@ import numpy as np
 
 from . import protocol
 from .band_field import BandField, FieldConfig
+from .colour_field import Colours, read_colours
 from .sampling import UnitFrame
 
-_NUMPY_DTYPES = {"I8": np.int8, "U8": np.uint8, "I32": np.int32, "F64": np.float64}
+_NUMPY_DTYPES = {
+    "I8": np.int8,
+    "U8": np.uint8,
+    "U16": np.uint16,
+    "I32": np.int32,
+    "F32": np.float32,
+    "F64": np.float64,
+}
 
 
 @dataclasses.dataclass
@@ -28,6 +36,7 @@ class StoredField:
     low: np.ndarray  # bounding box of the source mesh, unit frame
     high: np.ndarray
     info: dict[str, str]
+    colours: Colours | None = None  # the source's colours, where it had any
 
 
 def save_field(path: Path, field: StoredField) -> None:
@@ -39,6 +48,10 @@ def save_field(path: Path, field: StoredField) -> None:
         "bounds.low": np.asarray(field.low, np.float64),
         "bounds.high": np.asarray(field.high, np.float64),
     }
+    colour_metadata = {}
+    if field.colours is not None:
+        arrays.update(field.colours.stored_arrays())
+        colour_metadata = field.colours.metadata()
     dtypes = {np.dtype(value): name for name, value in _NUMPY_DTYPES.items()}
     tensors = {
         name: (
@@ -53,6 +66,7 @@ def save_field(path: Path, field: StoredField) -> None:
         "format_version": str(protocol.FIELD_FORMAT_VERSION),
         "field_config": json.dumps(dataclasses.asdict(field.model.config)),
         **field.info,
+        **colour_metadata,
     }
     protocol.write_safetensors(path, tensors, metadata)
 
@@ -79,5 +93,10 @@ def load_field(path: Path) -> StoredField:
     model = BandField.from_stored(config, arrays)
     frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=scale)
     low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
-    info = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "field_config")}
-    return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info)
+    try:
+        colours = read_colours(arrays, metadata, model)
+    except ValueError as error:
+        raise protocol.ProtocolError(f"the stored field's colours are damaged ({error}); re-fit this object") from error
+    skipped = ("format", "format_version", "field_config", "colour_codes")
+    info = {k: v for k, v in metadata.items() if k not in skipped}
+    return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info, colours=colours)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import operations, protocol
+from . import colour_field, operations, protocol
 from .band_field import BandField
 from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, save_field
@@ -119,7 +119,10 @@ def fit_points(
         "torch": torch.__version__,
     }
     low, high = prepared.points.min(0), prepared.points.max(0)
-    return StoredField(model=model, frame=prepared.frame, low=low, high=high, info=info)
+    colours = None
+    if prepared.colors is not None:  # the points' colours, carried by the field
+        colours = colour_field.points_colour_set(model, prepared.points, prepared.colors)
+    return StoredField(model=model, frame=prepared.frame, low=low, high=high, info=info, colours=colours)
 
 
 def fit_shape(
@@ -276,10 +279,12 @@ def run_job(job_dir: Path) -> int:
         elif spec.task == "fit":
             with np.load(job_dir / spec.mesh) as mesh:
                 vertices, triangles = mesh["vertices"], mesh["triangles"]
+                coloured_mesh = (vertices, triangles)
                 if "parts" in mesh:  # several objects fitted as one solid
                     vertices, triangles = operations.union_of_parts(vertices, triangles, mesh["parts"])
             check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
             fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
+            add_mesh_colours(fitted, *coloured_mesh, job_dir / protocol.COLOUR_FILE, progress)
             save_field(job_dir / spec.field, fitted)
             field, source = fitted, (vertices, triangles)
         elif spec.task == "fit_points":
@@ -294,7 +299,7 @@ def run_job(job_dir: Path) -> int:
         else:
             field = operations.load_any_field(job_dir / spec.field)
         vertices, triangles = extract(field, spec.resolution, spec.device, progress, source=source)
-        write_surface(job_dir / spec.surface, vertices, triangles)
+        write_surface(job_dir / spec.surface, vertices, triangles, colour_field.surface_colours(field, vertices))
         events.emit("done", vertices=len(vertices), triangles=len(triangles))
         return 0
     except USER_ERRORS as error:
@@ -307,8 +312,33 @@ def run_job(job_dir: Path) -> int:
         events.close()
 
 
-def write_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
-    """Write a surface as ``.npz`` (vertices float32, triangles int32), atomically."""
+def add_mesh_colours(
+    field: StoredField, vertices: np.ndarray, triangles: np.ndarray, path: Path, progress: Progress
+) -> None:
+    """Give a mesh's field the colours in ``path`` (a job's colour file), where there is one."""
+    if not path.is_file():
+        return
+    started = time.monotonic()
+    with np.load(path) as arrays:
+        colours = colour_field.MeshColours.of(arrays)
+    if colours is None:
+        return
+    try:
+        colours.check(len(triangles))
+    except ValueError as error:
+        raise protocol.ProtocolError(f"the job's colours do not fit its mesh: {error}") from error
+    progress.stage("colour", f"colours of {len(triangles)} triangles, {len(colours.images)} texture(s)")
+    unit_vertices = field.frame.to_unit(np.asarray(vertices, np.float64))
+    field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, np.asarray(triangles, np.int64), colours)
+    field.info["colour_s"] = f"{time.monotonic() - started:.2f}"
+
+
+def write_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray, colours: np.ndarray | None = None) -> None:
+    """Write a surface as ``.npz`` (vertices float32, triangles int32, and colours (V, 3) float32 linear
+    where the field has colour), atomically."""
     partial = path.with_name(path.name + ".partial.npz")
-    np.savez(partial, vertices=vertices.astype(np.float32), triangles=triangles.astype(np.int32))
+    arrays = {"vertices": vertices.astype(np.float32), "triangles": triangles.astype(np.int32)}
+    if colours is not None:
+        arrays["colors"] = np.asarray(colours, np.float32)
+    np.savez(partial, **arrays)
     os.replace(partial, path)

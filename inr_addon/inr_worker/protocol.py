@@ -22,6 +22,13 @@ from typing import Any
 
 FIELD_FORMAT = "inr_addon.field"
 COMPOSITE_KEY = "composite"  # metadata entry (JSON) that marks a composite field (inr_worker.operations)
+COLOUR_VALUES = "colour.values"  # optional tensor of a fitted field: its colours (inr_worker.colour_field)
+COLOUR_MESH_VERTICES, COLOUR_MESH_TRIANGLES, COLOUR_MESH_COLOURS = (
+    "colour.vertices",
+    "colour.triangles",
+    "colour.corners",
+)
+COLOUR_FILE = "colours.npz"  # fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.colour_field)
 FIELD_FORMAT_VERSION = 3  # 3: sparse narrow band of int8 bricks and a coarse distance grid; older: re-fit those
 DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit frame
 FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
@@ -167,7 +174,7 @@ class EventReader:
 
 # --- safetensors -------------------------------------------------------------------------
 
-_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I32": 4, "I64": 8, "U8": 1}
+_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I32": 4, "I64": 8, "U8": 1, "U16": 2}
 
 
 def write_safetensors(
@@ -291,6 +298,16 @@ def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], c
         "bounds.low": ("F64", (3,)),
         "bounds.high": ("F64", (3,)),
     }
+    if COLOUR_VALUES in tensors:  # optional: one sRGB colour per band point next to the surface (colour_field)
+        expected[COLOUR_VALUES] = ("U8", (min(tensors[COLOUR_VALUES][1][0], count * brick**3), 3))
+    if COLOUR_MESH_TRIANGLES in tensors:  # or the source's triangles with their corner colours (colour_field)
+        corners = tensors[COLOUR_MESH_VERTICES][1][0] if COLOUR_MESH_VERTICES in tensors else -1
+        index_type, (triangles, *_) = tensors[COLOUR_MESH_TRIANGLES][:2]
+        colour_shape = tensors[COLOUR_MESH_COLOURS][1] if COLOUR_MESH_COLOURS in tensors else ()
+        per_triangle = colour_shape[1] if len(colour_shape) == 3 and colour_shape[1] in (1, 3) else 3  # face or corners
+        expected[COLOUR_MESH_VERTICES] = ("F32", (corners, 3))
+        expected[COLOUR_MESH_TRIANGLES] = (index_type if index_type in ("I32", "U16") else "I32", (triangles, 3))
+        expected[COLOUR_MESH_COLOURS] = ("U8", (triangles, per_triangle, 3))
     if set(tensors) != set(expected):
         raise ValueError(f"tensors {sorted(tensors)}, expected {sorted(expected)}")
     if not 0 <= count <= bricks:

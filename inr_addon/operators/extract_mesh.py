@@ -6,12 +6,12 @@ import typing
 
 import bpy
 
-from .. import field_store, image_data, mesh_data, runner
+from .. import colour_data, field_store, image_data, mesh_data, runner
 from ..inr_worker import memory, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import resolution_property
 from .fit_mesh import check_resolution
-from .job_operator import WorkerJobOperator, jobs_root, read_surface
+from .job_operator import WorkerJobOperator, jobs_root, read_surface, read_surface_colors
 
 
 class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
@@ -71,6 +71,9 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
         vertices, triangles = read_surface(job)
         mesh_data.fill_mesh(target.data, vertices, triangles)
         image_data.paint_colours(target)  # solids from reference images keep their colours
+        colours = read_surface_colors(job, len(vertices))
+        if colours is not None:  # the field's own colours (an existing material is kept)
+            colour_data.write_colours(target, colours)
         target["inr_resolution"] = job.spec.resolution
         if field_store.is_morph(target):  # the factor it was extracted at becomes the stored one
             field_store.write_composite(

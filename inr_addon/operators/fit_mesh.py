@@ -3,12 +3,10 @@ its surface as a new object."""
 
 from __future__ import annotations
 
-import typing
-
 import bpy
 import numpy as np
 
-from .. import field_store, mesh_data, point_data, runner
+from .. import colour_data, field_store, mesh_data, point_data, runner
 from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
 from ..properties import preset_property, resolution_property, selection_property
@@ -22,7 +20,6 @@ from .job_operator import (
 )
 
 SUFFIX = "_inr"
-COLOR_ATTRIBUTE = "Color"  # the result's vertex colours, from a points fit's colour attribute
 FITTED_TYPES = ("MESH", "POINTCLOUD")
 
 
@@ -184,10 +181,17 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         if point_names and len(point_names) < len(objects):
             faced_names = [obj.name for obj in objects if obj.name not in point_names]
             raise runner.JobError(mixed_selection(faced_names, point_names))
+        files: dict[str, bytes | dict[str, np.ndarray]]
         if point_names:
-            task, file, arrays = "fit_points", protocol.POINTS_FILE, points_arrays(objects, depsgraph, self.resolution)
+            task, files = "fit_points", {protocol.POINTS_FILE: points_arrays(objects, depsgraph, self.resolution)}
         else:
-            task, file, arrays = "fit", protocol.MESH_FILE, mesh_arrays(objects, depsgraph, self.resolution)
+            task, files = "fit", {protocol.MESH_FILE: mesh_arrays(objects, depsgraph, self.resolution)}
+            warnings: list[str] = []
+            colours = colour_data.joined_colours(objects, depsgraph, warnings)
+            for warning in warnings:  # what could not be read is fitted without its colour
+                self.report({"WARNING"}, warning)
+            if colours is not None:
+                files[protocol.COLOUR_FILE] = colours
         spec = protocol.JobSpec(
             task=task,
             resolution=self.resolution,
@@ -196,7 +200,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             steps=self.steps,
             threads=worker_threads(context),
         )
-        return runner.WorkerJob(jobs_root(), source.name, spec, python, {file: arrays})
+        return runner.WorkerJob(jobs_root(), source.name, spec, python, files)
 
     def apply(self, context: bpy.types.Context, job: runner.WorkerJob) -> None:
         source: bpy.types.Object | None = bpy.data.objects.get(job.key)
@@ -208,7 +212,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         name = source.name + SUFFIX
         result = new_surface_object(name, vertices, triangles)
         if colors is not None:
-            mesh_data.add_point_colors(typing.cast(bpy.types.Mesh, result.data), COLOR_ATTRIBUTE, colors)
+            colour_data.write_colours(result, colors)
         field_store.write_field(result, field, source.name, job.spec.preset, job.spec.resolution)
         collection = source.users_collection[0] if source.users_collection else context.scene.collection
         collection.objects.link(result)

@@ -7,11 +7,18 @@ import bpy
 import mathutils
 import numpy as np
 
-from .. import field_store, runner
+from .. import colour_data, field_store, runner
 from ..inr_worker import protocol
 from ..preferences import get_preferences, worker_python_setting
 from .fit_mesh import check_resolution
-from .job_operator import WorkerJobOperator, jobs_root, new_surface_object, read_surface, select_only
+from .job_operator import (
+    WorkerJobOperator,
+    jobs_root,
+    new_surface_object,
+    read_surface,
+    read_surface_colors,
+    select_only,
+)
 
 
 def rigid_part(matrix: mathutils.Matrix) -> mathutils.Matrix:
@@ -81,6 +88,9 @@ class ModellingJobOperator(WorkerJobOperator):
         active: bpy.types.Object | None = bpy.data.objects.get(self._names[0])
         name = self.result_name(self._names[0])
         result = new_surface_object(name, vertices, triangles)
+        colours = read_surface_colors(job, len(vertices))
+        if colours is not None:  # the inputs' colours, carried through the operation
+            colour_data.write_colours(result, colours)
         kind = job.spec.operation["kind"].lower()
         field_store.write_composite(result, field, f"{kind} of {', '.join(self._names)}", job.spec.resolution)
         collection = active.users_collection[0] if active is not None and active.users_collection else None
