@@ -22,6 +22,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
         column = layout.column()
         column.prop(settings, "preset")
         column.prop(settings, "resolution")
+        column.prop(settings, "learned")
 
         job = runner.running(active.name) if active is not None else None
         if job is not None:
@@ -30,7 +31,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
         else:
             if not image_data.is_image_empty(active):  # an image Empty gets its own Fit, in the Image section
                 fit = layout.operator("inr.fit_mesh", text="Fit", icon="MESH_MONKEY")
-                fit.preset, fit.resolution = settings.preset, settings.resolution
+                fit.preset, fit.resolution, fit.learned = settings.preset, settings.resolution, settings.learned
             row = layout.row()
             row.enabled = field_store.has_field(active)
             row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH").resolution = settings.resolution

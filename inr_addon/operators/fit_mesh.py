@@ -11,7 +11,7 @@ import numpy as np
 from .. import field_store, mesh_data, point_data, runner
 from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
-from ..properties import preset_property, resolution_property
+from ..properties import learned_property, preset_property, resolution_property
 from .job_operator import (
     WorkerJobOperator,
     jobs_root,
@@ -139,6 +139,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         name="Steps", description="Training steps; 0 uses the preset's", default=0, min=0, options={"SKIP_SAVE"}
     )
     selection: bpy.props.EnumProperty(name="Selection", items=SELECTION_ITEMS, default="SELECTED")
+    learned: learned_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -182,6 +183,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,
+            learned=self.learned and task == "fit",
             threads=worker_threads(context),
         )
         return runner.WorkerJob(jobs_root(), source.name, spec, python, {file: arrays})
