@@ -51,9 +51,9 @@ class ResidualTraining:
     steps: int = 400
     batch: int = 32_768
     sigma_cells: float = 0.7  # samples: surface points moved by N(0, sigma) cells
-    feature_rate: float = 0.02
+    feature_rate: float = 0.005
     decoder_rate: float = 0.005
-    feature_decay: float = 1e-4  # pull of unconstrained features towards zero, relative to the data term
+    feature_decay: float = 0.01  # pull of the features towards zero, relative to the data term
 
 
 def level_keys(band_keys: np.ndarray, bricks_per_side: int, level_cells: int) -> np.ndarray:

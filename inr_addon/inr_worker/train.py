@@ -39,9 +39,9 @@ PRESETS: dict[str, Preset] = {
 
 # Meshes with ``learned``: a residual trained on top of the preset's band (learned_band).
 LEARNED_PRESETS: dict[str, ResidualTraining] = {
-    "FAST": ResidualTraining(ResidualConfig(), samples=200_000, steps=150),
-    "BALANCED": ResidualTraining(ResidualConfig(), samples=400_000, steps=300),
-    "QUALITY": ResidualTraining(ResidualConfig(), samples=1_000_000, steps=600),
+    "FAST": ResidualTraining(ResidualConfig(), samples=300_000, steps=200, batch=8_192),
+    "BALANCED": ResidualTraining(ResidualConfig(), samples=800_000, steps=300, batch=16_384),
+    "QUALITY": ResidualTraining(ResidualConfig(), samples=2_000_000, steps=600, batch=32_768),
 }
 
 # Point clouds: the field is trained (grid_field), then sampled on the preset's narrow band.
