@@ -256,6 +256,8 @@ def train_residual(
     )
     generator = torch.Generator(device=device).manual_seed(seed)
     count = len(targets)
+    if not count:  # no sample where the band reads inside its clamp: the band alone
+        return model.cpu().eval()
     batch = min(training.batch, count)
     decay = training.feature_decay
     steps = steps or training.steps
@@ -273,9 +275,3 @@ def train_residual(
         if on_step is not None:
             on_step(step + 1, steps, math.sqrt(float(loss.detach())))
     return model.cpu().eval()
-
-
-def surface_error(model: BandField, points: np.ndarray, distances: np.ndarray) -> float:
-    """Mean absolute error, in cells, of the field at points against their exact distances."""
-    values = model.evaluate(torch.from_numpy(np.asarray(points, np.float32))).numpy()
-    return float(np.abs(values - distances).mean() / model.config.cell)
