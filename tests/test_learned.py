@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import MESHES
 from headless import mesh_arrays
+from meshmetrics import edge_counts
 from test_blender import worker_processes
 
-from inr_worker import protocol, sampling
+from inr_worker import jobs, operations, protocol, sampling
 from inr_worker.band_field import BandField, FieldConfig
 from inr_worker.field_file import StoredField, load_field, save_field
 from inr_worker.learned_band import LearnedBandField, ResidualConfig, ResidualTraining, train_residual
@@ -67,6 +68,27 @@ def test_learned_field_saves_and_loads(spot_fields, tmp_path):
     assert difference.max() < 0.05 * CONFIG.cell  # the features' int8 step
     learned_bytes, band_bytes = path.stat().st_size, sum(a.nbytes for a in BandField.stored_arrays(learned).values())
     assert band_bytes < learned_bytes < 4 * band_bytes
+
+
+def test_learned_field_takes_part_in_modelling(spot_fields, tmp_path):
+    band, stored_band, learned = spot_fields
+    unit = band.distance.vertices
+    files = []
+    for name, model in (("learned", learned), ("band", stored_band)):
+        path = tmp_path / f"{name}.safetensors"
+        save_field(path, StoredField(model, band.frame, unit.min(0), unit.max(0), {}))
+        files.append(path.read_bytes())
+    inputs = [operations.PlacedInput(data, operations.load_field_bytes(data), np.eye(4)) for data in files]
+    assert isinstance(inputs[0].field.model, LearnedBandField)
+    for operation, used in (
+        (operations.Operation("OFFSET", distance=0.01), inputs[:1]),
+        (operations.Operation("MORPH"), inputs),
+    ):
+        composite = operations.build(operation, used)
+        path = tmp_path / "composite.safetensors"
+        operations.save_composite(path, composite)
+        _, triangles = jobs.extract(operations.load_any_field(path), 48, "CPU")
+        assert len(triangles) and edge_counts(triangles) == (0, 0)
 
 
 def _rewritten(path, tmp_path, tensors=None, metadata=None):
