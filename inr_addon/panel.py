@@ -24,6 +24,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
         column = layout.column()
         column.prop(settings, "preset")
         column.prop(settings, "resolution")
+        column.prop(settings, "learned")
 
         job = runner.running(active.name) if active is not None else None
         if job is not None:
@@ -69,6 +70,7 @@ def draw_fit(layout: bpy.types.UILayout, context: bpy.types.Context, settings: p
     text = f"Fit {len(others) + 1} Objects as One" if others else "Fit"
     fit = layout.operator("inr.fit_mesh", text=text, icon="MESH_MONKEY")
     fit.preset, fit.resolution, fit.selection = settings.preset, settings.resolution, settings.selection
+    fit.learned = settings.learned
     if others:
         layout.label(text=", ".join(obj.name for obj in [source, *others]))
     if not field_store.has_field(source):

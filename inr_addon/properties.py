@@ -51,10 +51,20 @@ def selection_property() -> bpy.props.EnumProperty:
     )
 
 
+def learned_property() -> bpy.props.BoolProperty:
+    return bpy.props.BoolProperty(
+        name="Learned",
+        description="Meshes: also train a small learned residual on top of the sampled distances, for detail "
+        "between the grid's points (slower, larger field; see the manual for when it pays)",
+        default=False,
+    )
+
+
 class INR_SceneSettings(bpy.types.PropertyGroup):
     preset: preset_property()
     resolution: resolution_property()
     selection: selection_property()
+    learned: learned_property()
 
 
 OPERATION_ITEMS = [

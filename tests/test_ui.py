@@ -67,11 +67,16 @@ def test_a_mesh_then_several_selected(scene):
     bpy = pytest.importorskip("bpy")
     bpy.ops.mesh.primitive_monkey_add()
     settings = scene.inr_settings
-    settings.preset, settings.resolution = "FAST", 64
+    settings.preset, settings.resolution, settings.learned = "FAST", 64, True
     panel = draw_everything(bpy)
     (fit,) = panel.operators("inr.fit_mesh")
-    assert fit.enabled and fit.properties == {"preset": "FAST", "resolution": 64, "selection": "SELECTED"}
-    assert [item.args["property"] for item in panel.of("prop")][:2] == ["preset", "resolution"]
+    assert fit.enabled and fit.properties == {
+        "preset": "FAST",
+        "resolution": 64,
+        "selection": "SELECTED",
+        "learned": True,
+    }
+    assert [item.args["property"] for item in panel.of("prop")][:3] == ["preset", "resolution", "learned"]
     assert not any(button.enabled for button in panel.operators("inr.extract_mesh"))
 
     bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))

@@ -205,7 +205,11 @@ class BandField(nn.Module):
         return (factors * self.coarse_signed[index]).sum(1).clamp(-TRUNCATION, TRUNCATION)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        fine = self.fine(points)
+        return self.beyond_band(points, self.fine(points))
+
+    def beyond_band(self, points: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """The field at ``points`` from the fine value there: where it reads near the band's clamp, the
+        coarse distance may raise its magnitude."""
         # the coarse distance is close to the truth, so only where the band reads near its clamp can it exceed it
         far = torch.nonzero(fine.detach().abs() >= FAR_SHARE * self.config.band).squeeze(1)
         if not len(far):

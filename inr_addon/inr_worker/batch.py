@@ -58,6 +58,7 @@ class BatchConfig:
     steps: int = 0  # 0: the preset's
     seed: int = 0
     device: str = "AUTO"
+    learned: bool = False  # meshes: train a residual on top of the band (learned_band)
     surface_format: str = "obj"
     score: bool = False
     score_samples: int = 100_000
@@ -264,7 +265,15 @@ def process_mesh(
             field_path = Path(folder) / "field.safetensors"
             if field_bytes is None:
                 field = (
-                    fit(vertices, triangles, config.preset, config.device, config.steps, config.seed)
+                    fit(
+                        vertices,
+                        triangles,
+                        config.preset,
+                        config.device,
+                        config.steps,
+                        config.seed,
+                        learned=config.learned,
+                    )
                     if point_set is None
                     else fit_points(point_set, config.preset, config.device, config.steps, config.seed)
                 )

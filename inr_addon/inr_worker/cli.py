@@ -80,7 +80,7 @@ def _command_fit(args: argparse.Namespace) -> None:
         field = fit_points(point_set, args.preset, args.device, args.steps, args.seed, progress)
     else:
         vertices, triangles = _read_mesh(args.mesh)
-        field = fit(vertices, triangles, args.preset, args.device, args.steps, args.seed, progress)
+        field = fit(vertices, triangles, args.preset, args.device, args.steps, args.seed, progress, args.learned)
     save_field(args.field, field)
     print(f"field written to {args.field} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
     if args.out:
@@ -134,6 +134,7 @@ def _command_batch(args: argparse.Namespace) -> None:
         steps=args.steps,
         seed=args.seed,
         device=args.device,
+        learned=args.learned,
         surface_format=args.format,
         score=args.score,
         score_samples=args.score_samples,
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=0, help="refinement steps (default: the preset's; meshes need none)"
     )
     fit_parser.add_argument("--seed", type=int, default=0)
+    fit_parser.add_argument(
+        "--learned", action="store_true", help="meshes: train a residual on top of the stored band (see docs/meshes.md)"
+    )
     fit_parser.add_argument("--out", type=Path, help="also extract the surface to this mesh file")
     fit_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
     fit_parser.add_argument("--device", **device)
@@ -197,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=0, help="refinement steps (default: the preset's; meshes need none)"
     )
     batch_parser.add_argument("--seed", type=int, default=0)
+    batch_parser.add_argument("--learned", action="store_true", help="meshes: train a residual on top of the band")
     batch_parser.add_argument("--format", choices=("obj", "ply", "off", "stl"), default="obj", help="surface files")
     batch_parser.add_argument(
         "--score", action="store_true", help="Chamfer-L1, F-score, normal consistency and IoU against each input"

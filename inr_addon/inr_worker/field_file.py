@@ -15,6 +15,7 @@ import numpy as np
 from . import protocol
 from .band_field import BandField, FieldConfig
 from .colour_field import Colours, read_colours
+from .learned_band import LearnedBandField, ResidualConfig, level_keys
 from .sampling import UnitFrame
 
 _NUMPY_DTYPES = {
@@ -31,7 +32,7 @@ _NUMPY_DTYPES = {
 class StoredField:
     """A field with what is needed to place its surface back in the mesh's coordinates."""
 
-    model: BandField
+    model: BandField  # or a LearnedBandField (the band plus a learned residual)
     frame: UnitFrame
     low: np.ndarray  # bounding box of the source mesh, unit frame
     high: np.ndarray
@@ -68,6 +69,9 @@ def save_field(path: Path, field: StoredField) -> None:
         **field.info,
         **colour_metadata,
     }
+    if isinstance(field.model, LearnedBandField):
+        metadata[protocol.FIELD_KIND_KEY] = protocol.LEARNED_KIND
+        metadata[protocol.RESIDUAL_CONFIG_KEY] = json.dumps(dataclasses.asdict(field.model.residual))
     protocol.write_safetensors(path, tensors, metadata)
 
 
@@ -90,13 +94,39 @@ def load_field(path: Path) -> StoredField:
     numbers = np.concatenate([arrays[name] for name in ("frame.centre", "frame.scale", "bounds.low", "bounds.high")])
     if not np.isfinite(numbers).all() or not scale > 0:
         raise protocol.ProtocolError("the stored field is damaged (its frame is not finite); re-fit this object")
-    model = BandField.from_stored(config, arrays)
+    model = _model_of(config, metadata, arrays)
     frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=scale)
     low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
     try:
         colours = read_colours(arrays, metadata, model)
     except ValueError as error:
         raise protocol.ProtocolError(f"the stored field's colours are damaged ({error}); re-fit this object") from error
-    skipped = ("format", "format_version", "field_config", "colour_codes")
+    skipped = (
+        "format",
+        "format_version",
+        "field_config",
+        "colour_codes",
+        protocol.FIELD_KIND_KEY,
+        protocol.RESIDUAL_CONFIG_KEY,
+    )
     info = {k: v for k, v in metadata.items() if k not in skipped}
     return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info, colours=colours)
+
+
+def _model_of(config: FieldConfig, metadata: dict[str, str], arrays: dict[str, np.ndarray]) -> BandField:
+    """The stored band, or the band with its learned residual (its levels' bricks checked against the band's)."""
+    if metadata.get(protocol.FIELD_KIND_KEY) != protocol.LEARNED_KIND:
+        return BandField.from_stored(config, arrays)
+    stored = json.loads(metadata[protocol.RESIDUAL_CONFIG_KEY])
+    residual = ResidualConfig(
+        level_cells=tuple(stored["level_cells"]), channels=tuple(stored["channels"]), hidden=stored["hidden"]
+    )
+    for number, cells in enumerate(residual.level_cells):
+        expected = len(level_keys(arrays["brick_keys"].astype(np.int64), config.bricks_per_side, cells))
+        if len(arrays[f"residual.level{number}"]) != expected:
+            raise protocol.ProtocolError(
+                "the stored field is damaged (its learned residual does not match its band); re-fit this object"
+            )
+    if not all(np.isfinite(array).all() for name, array in arrays.items() if name.startswith("residual.")):
+        raise protocol.ProtocolError("the stored field is damaged (its learned residual is not finite); re-fit it")
+    return LearnedBandField.from_arrays(config, residual, arrays)

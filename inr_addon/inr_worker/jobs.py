@@ -19,13 +19,14 @@ from .extract import NoSurfaceError, extract_surface
 from .field_file import StoredField, save_field
 from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
+from .learned_band import LearnedBandField, train_residual
 from .memory import check_memory, estimate_memory_for_mesh, estimate_memory_for_points
 from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 from .surface_projection import FieldProjection, SourceProjection, settle
-from .train import POINTS_PRESETS, PRESETS, pick_device, train_field
+from .train import LEARNED_PRESETS, POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
 WIDTH_NOISE = 2.5  # in their scatter about their local planes, or
@@ -42,9 +43,11 @@ def fit(
     steps: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
+    learned: bool = False,
 ) -> StoredField:
     """Sample the exact signed distance on the mesh's narrow band; with ``steps`` (or the preset's), refit
-    the band's values to it at points between the grid points."""
+    the band's values to it at points between the grid points. ``learned``: train a residual on top of the
+    band instead (``steps`` are then its steps)."""
     progress = progress or Progress()
     settings = PRESETS[preset]
     torch_device = pick_device(device)
@@ -53,9 +56,19 @@ def fit(
     progress.stage("sampling", f"narrow band at {config.resolution} cells, {len(triangles)} triangles")
     band = sample_band(vertices, triangles, config)
     model = BandField(config, *(torch.from_numpy(array) for array in band.arrays()))
-    steps = steps or settings.steps
     sampled = time.monotonic()
-    if steps:
+    if learned:
+        training = LEARNED_PRESETS[preset]
+        points, distances = near_samples(band.distance, training.samples, training.sigma_cells * config.cell, seed)
+        sampled = time.monotonic()
+        progress.stage(
+            "training",
+            f"learned residual, {steps or training.steps} steps on {torch_device.type}, {len(band.keys)} bricks, "
+            f"after {sampled - started:.1f} s of sampling",
+        )
+        learned_model = LearnedBandField.around(model, training.residual)
+        model = train_residual(learned_model, points, distances, training, torch_device, seed, progress.step, steps)
+    elif steps := steps or settings.steps:
         points, distances = near_samples(
             band.distance, settings.samples, settings.sample_sigma_cells * config.cell, seed
         )
@@ -73,6 +86,7 @@ def fit(
         "sampling_s": f"{sampled - started:.2f}",
         "training_s": f"{trained - sampled:.2f}",
         "torch": torch.__version__,
+        **({"learned": "residual"} if learned else {}),
     }
     return StoredField(
         model=model.cpu(), frame=band.frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info
@@ -282,8 +296,11 @@ def run_job(job_dir: Path) -> int:
                 coloured_mesh = (vertices, triangles)
                 if "parts" in mesh:  # several objects fitted as one solid
                     vertices, triangles = operations.union_of_parts(vertices, triangles, mesh["parts"])
-            check_memory(estimate_memory_for_mesh(vertices, triangles, spec.resolution), spec.resolution)
-            fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress)
+            samples = LEARNED_PRESETS[spec.preset].samples if spec.learned else 0
+            band_resolution = PRESETS[spec.preset].field.resolution
+            needed = estimate_memory_for_mesh(vertices, triangles, spec.resolution, samples, band_resolution)
+            check_memory(needed, spec.resolution)
+            fitted = fit(vertices, triangles, spec.preset, spec.device, spec.steps, spec.seed, progress, spec.learned)
             add_mesh_colours(fitted, *coloured_mesh, job_dir / protocol.COLOUR_FILE, progress)
             save_field(job_dir / spec.field, fitted)
             field, source = fitted, (vertices, triangles)

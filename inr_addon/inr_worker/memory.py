@@ -70,8 +70,18 @@ class MemoryLimitError(RuntimeError):
     """The job would need more memory than the machine has free."""
 
 
-def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolution: int) -> int:
-    """Peak bytes of meshing a fit of this mesh at ``resolution``, from its area (in its unit frame)."""
+# A learned residual's training (learned_band): each sample's reads of the levels (indices, weights, values)
+# and each square cell's features with their gradients and Adam's moments, at the band's resolution.
+BYTES_PER_TRAINING_SAMPLE = 400
+BYTES_PER_TRAINING_AREA_CELL = 700
+
+
+def estimate_memory_for_mesh(
+    vertices: np.ndarray, triangles: np.ndarray, resolution: int, training_samples: int = 0, band_resolution: int = 0
+) -> int:
+    """Peak bytes of meshing a fit of this mesh at ``resolution``, from its area (in its unit frame); with
+    ``training_samples``, of training a learned residual on that many samples too, on a band of
+    ``band_resolution`` cells."""
     vertices = np.asarray(vertices, dtype=np.float64)
     triangles = np.asarray(triangles, dtype=np.int64)
     extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
@@ -79,7 +89,10 @@ def estimate_memory_for_mesh(vertices: np.ndarray, triangles: np.ndarray, resolu
         return BASE_BYTES  # the fit refuses such a mesh with its own message
     a, b, c = (vertices[triangles[:, i]] / extent for i in range(3))
     area = float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2)
-    return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL)
+    training = training_samples * BYTES_PER_TRAINING_SAMPLE + int(
+        area * band_resolution**2 * BYTES_PER_TRAINING_AREA_CELL
+    )
+    return BASE_BYTES + int(area * resolution**2 * BYTES_PER_AREA_CELL) + (training if training_samples else 0)
 
 
 BYTES_PER_POINT = 2_200  # a fitted point's share: its copies, neighbours (k-nearest lists) and training samples

@@ -34,6 +34,13 @@ DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit fram
 FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
 FIELD_BRICKS = (2, 4, 8)  # brick sides a field may have
 FIELD_COARSE_POINTS = (2, 256)  # points per side of a field's coarse distance grid
+FIELD_KIND_KEY = "field_kind"  # metadata entry: absent for the stored band, LEARNED_KIND for band + learned residual
+LEARNED_KIND = "learned_band"
+RESIDUAL_CONFIG_KEY = "residual_config"  # metadata entry (JSON) of a learned field: its residual's shape
+RESIDUAL_LEVEL_CELLS = (1, 2, 4, 8)  # a residual level's cell, in band cells
+RESIDUAL_MAX_LEVELS = 4
+RESIDUAL_CHANNELS = (1, 16)  # features per grid point of a residual level
+RESIDUAL_HIDDEN = (1, 64)  # width of the residual's decoder
 
 PRESETS: tuple[tuple[str, str, str], ...] = (
     ("FAST", "Fast", "Keeps detail up to resolution 192: a smaller field and a slightly quicker fit"),
@@ -85,6 +92,7 @@ class JobSpec:
     surface: str = SURFACE_FILE
     seed: int = 0
     steps: int = 0  # 0: the preset's own number of steps
+    learned: bool = False  # fit: train a residual on top of the stored band (inr_worker.learned_band)
     parent_pid: int = 0  # the worker exits when this process goes away; 0: no watch
     threads: int = 0  # torch threads in the worker; 0: torch's default (all cores)
     # task "operate": build a composite field (see inr_worker.operations) from input field files, then extract:
@@ -267,13 +275,56 @@ def check_field(data: bytes) -> dict[str, str]:
     if COMPOSITE_KEY in metadata:  # an operation over embedded fields, each checked when it is read
         return metadata
     try:
-        _check_shapes(tensors, json.loads(metadata["field_config"]))
+        _check_shapes(tensors, json.loads(metadata["field_config"]), _residual_config(metadata))
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ProtocolError(f"the stored field is damaged ({error}); re-fit this object") from error
     return metadata
 
 
-def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], config: dict[str, Any]) -> None:
+def _residual_config(metadata: dict[str, str]) -> dict[str, Any] | None:
+    """A learned field's residual shape from its metadata; None for the stored band alone."""
+    kind = metadata.get(FIELD_KIND_KEY)
+    if kind is None:
+        return None
+    if kind != LEARNED_KIND:
+        raise ValueError(f"unknown field kind {kind!r}")
+    return json.loads(metadata[RESIDUAL_CONFIG_KEY])
+
+
+def _residual_shapes(
+    tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], residual: dict[str, Any], brick: int, bricks: int
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The tensors a learned field's residual must hold, checked against its config."""
+    if set(residual) != {"level_cells", "channels", "hidden"}:
+        raise ValueError(f"unexpected residual_config keys {sorted(residual)}")
+    cells, channels, hidden = residual["level_cells"], residual["channels"], residual["hidden"]
+    if not isinstance(cells, list) or not isinstance(channels, list) or not 1 <= len(cells) <= RESIDUAL_MAX_LEVELS:
+        raise ValueError(f"residual levels {cells!r} / {channels!r}")
+    if len(channels) != len(cells) or any(cell not in RESIDUAL_LEVEL_CELLS for cell in cells):
+        raise ValueError(f"residual level cells {cells!r} not among {RESIDUAL_LEVEL_CELLS}")
+    if any(type(count) is not int or not RESIDUAL_CHANNELS[0] <= count <= RESIDUAL_CHANNELS[1] for count in channels):
+        raise ValueError(f"residual channels {channels!r} outside {RESIDUAL_CHANNELS}")
+    if type(hidden) is not int or not RESIDUAL_HIDDEN[0] <= hidden <= RESIDUAL_HIDDEN[1]:
+        raise ValueError(f"residual hidden width {hidden!r} outside {RESIDUAL_HIDDEN}")
+    inputs = sum(channels) + 1
+    expected: dict[str, tuple[str, tuple[int, ...]]] = {"residual.scales": ("F32", (len(cells),))}
+    for number, count in enumerate(channels):
+        name = f"residual.level{number}"
+        rows = tensors[name][1][0] if name in tensors else -1
+        if not 0 <= rows <= bricks:
+            raise ValueError(f"{rows} bricks in {name} for a grid of {bricks}")
+        expected[name] = ("I8", (rows, brick**3, count))
+    for layer, (rows, columns) in enumerate([(hidden, inputs), (hidden, hidden), (1, hidden)]):
+        expected[f"residual.decoder.{2 * layer}.weight"] = ("F32", (rows, columns))
+        expected[f"residual.decoder.{2 * layer}.bias"] = ("F32", (rows,))
+    return expected
+
+
+def _check_shapes(
+    tensors: dict[str, tuple[str, tuple[int, ...], memoryview]],
+    config: dict[str, Any],
+    residual: dict[str, Any] | None = None,
+) -> None:
     if set(config) != {"resolution", "brick", "band_cells", "coarse_points"}:
         raise ValueError(f"unexpected field_config keys {sorted(config)}")
     resolution, brick, band_cells = config["resolution"], config["brick"], config["band_cells"]
@@ -308,6 +359,8 @@ def _check_shapes(tensors: dict[str, tuple[str, tuple[int, ...], memoryview]], c
         expected[COLOUR_MESH_VERTICES] = ("F32", (corners, 3))
         expected[COLOUR_MESH_TRIANGLES] = (index_type if index_type in ("I32", "U16") else "I32", (triangles, 3))
         expected[COLOUR_MESH_COLOURS] = ("U8", (triangles, per_triangle, 3))
+    if residual is not None:
+        expected |= _residual_shapes(tensors, residual, brick, bricks)
     if set(tensors) != set(expected):
         raise ValueError(f"tensors {sorted(tensors)}, expected {sorted(expected)}")
     if not 0 <= count <= bricks:

@@ -11,6 +11,7 @@ import torch
 
 from .band_field import BandField, FieldConfig
 from .grid_field import PointsTraining
+from .learned_band import ResidualConfig, ResidualTraining
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,13 @@ PRESETS: dict[str, Preset] = {
     "FAST": Preset(FieldConfig(resolution=192), samples=100_000, steps=0),
     "BALANCED": Preset(FieldConfig(resolution=256), samples=400_000, steps=0),
     "QUALITY": Preset(FieldConfig(resolution=512), samples=1_500_000, steps=0),
+}
+
+# Meshes with ``learned``: a residual trained on top of the preset's band (learned_band).
+LEARNED_PRESETS: dict[str, ResidualTraining] = {
+    "FAST": ResidualTraining(ResidualConfig(), samples=300_000, steps=200, batch=8_192),
+    "BALANCED": ResidualTraining(ResidualConfig(), samples=800_000, steps=300, batch=16_384),
+    "QUALITY": ResidualTraining(ResidualConfig(), samples=2_000_000, steps=600, batch=32_768),
 }
 
 # Point clouds: the field is trained (grid_field), then sampled on the preset's narrow band.

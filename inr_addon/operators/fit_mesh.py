@@ -9,7 +9,7 @@ import numpy as np
 from .. import colour_data, field_store, mesh_data, point_data, runner
 from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
-from ..properties import preset_property, resolution_property, selection_property
+from ..properties import learned_property, preset_property, resolution_property, selection_property
 from .job_operator import (
     WorkerJobOperator,
     jobs_root,
@@ -156,6 +156,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         options={"SKIP_SAVE"},
     )
     selection: selection_property()
+    learned: learned_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -198,6 +199,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,
+            learned=self.learned and task == "fit",
             threads=worker_threads(context),
         )
         return runner.WorkerJob(jobs_root(), source.name, spec, python, files)
