@@ -31,6 +31,7 @@ from .train import LEARNED_PRESETS, POINTS_PRESETS, PRESETS, pick_device, train_
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
 WIDTH_NOISE = 2.5  # in their scatter about their local planes, or
 WIDTH_CELLS = 0.8  # in the fit's cells (so that it reaches across the band on dense clouds), whichever is widest
+PROJECTION_MAX_VERTICES = 4_000_000  # larger surfaces (2048 cells) keep marching cubes' vertices: bounded memory
 POINTS_ISLAND_SHARE = 0.01  # pieces of a points fit under this share of its largest solid's volume are dropped
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
 
@@ -239,7 +240,7 @@ def extract(
         vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
     elif field.info.get("source") == "POINTS":  # a scan's stray points can leave specks beside the solid
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
-    if composite is None:  # a composite's surface is left as marching cubes puts it
+    if composite is None and len(vertices) <= PROJECTION_MAX_VERTICES:  # else as marching cubes puts them
         cell = 1 / resolution
         if source is not None:
             progress.stage("projecting", f"{len(vertices)} vertices onto the source")
