@@ -63,6 +63,28 @@ def _outer(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, combine) -> torch.
     return combine(combine(x[:, :, None, None], y[:, None, :, None]), z[:, None, None, :]).reshape(len(x), 8)
 
 
+def brick_corners(
+    points: torch.Tensor, spacing: float, side: int, brick: int, slots: torch.Tensor, corner_steps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """How a grid stored in bricks of ``brick``^3 points (``side`` bricks a side, ``slots`` the row of each
+    brick's values, negative where it stores none) reads ``points`` trilinearly: per point and corner
+    (N, 8), in CORNERS order, the corner's brick slot, its flat place in the brick and its weight; per point
+    the position in its cell (N, 3)."""
+    last = side * brick - 1
+    position = ((points + DOMAIN_HALF_EXTENT) / spacing).clamp(0, last)
+    low = position.floor().clamp(max=last - 1)
+    weight = position - low
+    # per axis, the two corners' brick and place in it: (N, 3, 2)
+    corner = low.long()[:, :, None] + corner_steps
+    bricks, local = corner // brick, corner % brick
+    # combine the axes: (N, 2, 2, 2), flattened to (N, 8)
+    keys = _outer(bricks[:, 0] * side * side, bricks[:, 1] * side, bricks[:, 2], torch.add)
+    local_flat = _outer(local[:, 0] * brick * brick, local[:, 1] * brick, local[:, 2], torch.add)
+    axis_weights = torch.stack([1 - weight, weight], 2)
+    factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
+    return slots[keys].long(), local_flat, factors, weight
+
+
 class BandField(nn.Module):
     """f(x) -> signed distance, for points x of shape (N, 3) in the unit frame.
 
@@ -156,20 +178,10 @@ class BandField(nn.Module):
         the flat index into ``brick_values`` (-1 where the corner's brick holds no values), the weight,
         and the fixed value (+-band) used where there is no index; per point the position in its cell
         (N, 3)."""
-        config, side, brick = self.config, self._side, self.config.brick
-        last = side * brick - 1
-        position = ((points + DOMAIN_HALF_EXTENT) / config.cell).clamp(0, last)
-        low = position.floor().clamp(max=last - 1)
-        weight = position - low
-        # per axis, the two corners' brick and place in it: (N, 3, 2)
-        corner = low.long()[:, :, None] + self.corner_steps
-        bricks, local = corner // brick, corner % brick
-        # combine the axes: (N, 2, 2, 2), flattened to (N, 8) in CORNERS order
-        keys = _outer(bricks[:, 0] * side * side, bricks[:, 1] * side, bricks[:, 2], torch.add)
-        local_flat = _outer(local[:, 0] * brick * brick, local[:, 1] * brick, local[:, 2], torch.add)
-        axis_weights = torch.stack([1 - weight, weight], 2)
-        factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
-        slots = self.slots[keys].long()
+        config, brick = self.config, self.config.brick
+        slots, local_flat, factors, weight = brick_corners(
+            points, config.cell, self._side, brick, self.slots, self.corner_steps
+        )
         index = torch.where(slots >= 0, slots * brick**3 + local_flat, -1)
         fixed = torch.where(slots == -2, -config.band, config.band)
         return index, factors, fixed, weight

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .band_field import BandField, FieldConfig, _outer
-from .protocol import DOMAIN_HALF_EXTENT
+from .band_field import BandField, FieldConfig, brick_corners
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
 FADE_START = 0.5
@@ -83,19 +82,10 @@ class SparseLevel(nn.Module):
 
     def interpolation(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per point and corner (N, 8): the row in the flattened features (-1: none) and the weight."""
-        side, brick = self.side, self.brick
-        last = side * brick - 1
-        position = ((points + DOMAIN_HALF_EXTENT) / self.spacing).clamp(0, last)
-        low = position.floor().clamp(max=last - 1)
-        weight = position - low
-        corner = low.long()[:, :, None] + self.corner_steps
-        bricks, local = corner // brick, corner % brick
-        keys = _outer(bricks[:, 0] * side * side, bricks[:, 1] * side, bricks[:, 2], torch.add)
-        local_flat = _outer(local[:, 0] * brick * brick, local[:, 1] * brick, local[:, 2], torch.add)
-        axis_weights = torch.stack([1 - weight, weight], 2)
-        factors = _outer(axis_weights[:, 0], axis_weights[:, 1], axis_weights[:, 2], torch.mul)
-        slots = self.slots[keys].long()
-        return torch.where(slots >= 0, slots * brick**3 + local_flat, -1), factors
+        slots, local_flat, factors, _ = brick_corners(
+            points, self.spacing, self.side, self.brick, self.slots, self.corner_steps
+        )
+        return torch.where(slots >= 0, slots * self.brick**3 + local_flat, -1), factors
 
     def read(self, index: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """The interpolated features (N, C) from :meth:`interpolation`'s answer."""
