@@ -20,6 +20,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
+from .colour_field import srgb_to_linear
 from .point_checks import PointsError, check_points
 from .sampling import InputError, UnitFrame
 
@@ -143,11 +144,6 @@ def _header_lines(path: Path, start: int) -> int:
     """The lines of a PLY header that ends at byte ``start``."""
     with open(path, "rb") as file:
         return file.read(start).count(b"\n")
-
-
-def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
-    """Display (sRGB) colour values 0..1 as linear ones, as Blender stores float colours."""
-    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 def read_points(path: Path) -> PointSet:
