@@ -28,13 +28,18 @@ def register() -> None:
     bpy.types.TOPBAR_MT_file_import.append(panel.draw_import_menu)
     bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
     atexit.register(runner.stop_all)
+    atexit.register(runner.stop_ready_worker)
+    if preferences.ADDON_ID in bpy.context.preferences.addons:  # else not yet: the first job starts it
+        preferences.update_ready_worker(bpy.context)
 
 
 def unregister() -> None:
     runner.stop_all()
+    runner.stop_ready_worker()
     if worker_env.active() is not None:
         worker_env.active().cancel()
     atexit.unregister(runner.stop_all)
+    atexit.unregister(runner.stop_ready_worker)
     if _stop_jobs_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_jobs_on_load)
     bpy.types.TOPBAR_MT_file_import.remove(panel.draw_import_menu)

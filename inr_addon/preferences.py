@@ -1,14 +1,14 @@
-"""Add-on preferences: the worker's Python, device and threads."""
+"""Add-on preferences: the worker's Python, device and threads, and whether a worker waits ready."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Blender would evaluate the properties' annotations from
+# strings, without this module's names, which the update callback needs.
 import os
 import typing
 from pathlib import Path
 
 import bpy
 
-from . import worker_env
+from . import runner, worker_env
 from .inr_worker import protocol
 
 ADDON_ID = __package__
@@ -18,6 +18,7 @@ DEVICE_HELP = {
     "CUDA": "An NVIDIA GPU; needs a CUDA build of torch in the worker (Set Up Worker (CUDA))",
     "MPS": "The GPU of an Apple silicon Mac",
 }
+READY_WORKER_MB = 270  # what a ready worker holds while it waits: Python with torch and the worker imported
 DEVICE_ITEMS = [(name, "Auto" if name == "AUTO" else name, DEVICE_HELP[name]) for name in protocol.DEVICES]
 
 
@@ -50,12 +51,20 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
         max=1024,
         default=0,
     )
+    keep_worker_ready: bpy.props.BoolProperty(
+        name="Keep a Worker Ready",
+        description="Start each job's worker process ahead, so that a job does not wait for torch to load "
+        f"(about a second and a half); the waiting process holds about {READY_WORKER_MB} MB of memory",
+        default=True,
+        update=lambda self, context: update_ready_worker(context),
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "python_path")
         layout.prop(self, "device")
         layout.prop(self, "threads")
+        layout.prop(self, "keep_worker_ready")
         layout.operator("inr.check_worker", icon="CONSOLE")
         self.draw_worker_setup(layout.box())
 
@@ -101,6 +110,17 @@ def worker_threads(context: bpy.types.Context) -> int:
     if threads or bpy.app.background:
         return threads
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def update_ready_worker(context: bpy.types.Context) -> None:
+    """Start a ready worker with the configured Python where the preference asks for one, else end it."""
+    if not get_preferences(context).keep_worker_ready:
+        runner.stop_ready_worker()
+        return
+    try:
+        runner.start_ready_worker(runner.worker_python(worker_python_setting(context)))
+    except runner.JobError:  # no worker Python yet: the first job says why
+        runner.stop_ready_worker()
 
 
 classes = (INR_AddonPreferences,)

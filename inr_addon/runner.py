@@ -116,6 +116,9 @@ class WorkerJob:
             self.cleanup()
             raise JobError(f"cannot write the job files in {self.directory.parent}: {error}") from error
         self._events = protocol.EventReader(self.directory / protocol.EVENTS_FILE)
+        self._process = _hand_to_ready_worker(python, self.directory)
+        if self._process is not None:
+            return
         try:
             with open(self.directory / protocol.LOG_FILE, "wb") as log:
                 self._process = subprocess.Popen(
@@ -205,6 +208,67 @@ class WorkerJob:
 
 
 _running: dict[str, WorkerJob] = {}
+_ready: tuple[str, subprocess.Popen] | None = None  # a worker (its Python) that has loaded torch and waits
+
+
+def start_ready_worker(python: str) -> None:
+    """Start a worker that loads torch and the worker's libraries now and then waits on stdin for the
+    next job, so that the job starts at once; nothing where one with this Python waits already."""
+    global _ready
+    if _ready is not None and _ready[0] == python and _ready[1].poll() is None:
+        return
+    stop_ready_worker()
+    try:
+        process = subprocess.Popen(
+            worker_command(python, "standby"),
+            env=worker_environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:  # the job that needs it reports why the worker cannot start
+        return
+    _ready = (python, process)
+
+
+def stop_ready_worker() -> None:
+    """End the ready worker, if there is one."""
+    global _ready
+    if _ready is not None:
+        process = _ready[1]
+        _ready = None
+        process.kill()
+        process.wait()
+        if process.stdin is not None:
+            process.stdin.close()
+
+
+def _hand_to_ready_worker(python: str, job_dir: Path) -> subprocess.Popen | None:
+    """The ready worker, now running the job in ``job_dir``; None where none with ``python`` is ready."""
+    global _ready
+    if _ready is None or _ready[0] != python or _ready[1].poll() is not None or _ready[1].stdin is None:
+        stop_ready_worker()
+        return None
+    process, stdin = _ready[1], _ready[1].stdin
+    _ready = None
+    try:
+        stdin.write(f"{job_dir}\n".encode())
+        stdin.close()
+    except OSError:  # it ended meanwhile: the job gets a fresh worker
+        process.kill()
+        process.wait()
+        return None
+    return process
+    if process.poll() is None and process.args[0] == python:
+        try:
+            process.stdin.write(f"{job_dir}\n".encode())
+            process.stdin.close()
+            return process
+        except OSError:  # it ended meanwhile: the job gets a fresh worker
+            pass
+    _ready = process
+    stop_ready_worker()
+    return None
 
 
 def start(job: WorkerJob) -> None:

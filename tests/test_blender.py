@@ -24,8 +24,28 @@ def scene_state(bpy) -> list[tuple]:
     return sorted(objects) + [("meshes", len(bpy.data.meshes)), ("images", len(bpy.data.images))]
 
 
+def job_directory(process: psutil.Process) -> Path | None:
+    """The job directory that a worker process runs; None for the ready worker while it waits for a job
+    (``inr_worker standby``, which moves into its job's directory when it gets one)."""
+    try:
+        command = process.cmdline()
+        if "standby" in command:
+            folder = Path(process.cwd())
+            return folder if (folder / "job.json").is_file() else None
+        return Path(command[-1]) if "run" in command else None
+    except psutil.Error:  # ended meanwhile
+        return None
+
+
+def ready_workers() -> list[psutil.Process]:
+    """This process's ready workers that wait for a job."""
+    return [p for p in psutil.Process().children() if "standby" in p.cmdline() and job_directory(p) is None]
+
+
 def worker_processes() -> list[psutil.Process]:
-    return psutil.Process().children(recursive=True)
+    """Every process under this one but the ready worker waiting for a job (it belongs to no job)."""
+    waiting = {p.pid for p in ready_workers()}
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in waiting]
 
 
 def jobs_left(bpy) -> list[Path]:

@@ -9,13 +9,12 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 from conftest import ROOT, built_zip
-from test_blender import ADDON, jobs_left, scene_state, worker_processes
+from test_blender import ADDON, job_directory, jobs_left, ready_workers, scene_state, worker_processes
 
 LONG = 1_000_000  # training steps that never end within a test
 
@@ -37,14 +36,9 @@ def wait_for(condition, timeout: float = 120.0, what: str = "condition"):
 def training_worker(parent: psutil.Process) -> psutil.Process | None:
     """The worker under ``parent`` once it has started training, else None."""
     for child in parent.children(recursive=True):
-        try:
-            command = child.cmdline()
-        except psutil.Error:
-            continue
-        if "inr_worker" in command and "run" in command:
-            events = os.path.join(command[-1], "events.jsonl")
-            if os.path.exists(events) and '"progress"' in Path(events).read_text():
-                return child
+        job = job_directory(child)
+        if job is not None and (job / "events.jsonl").exists() and '"progress"' in (job / "events.jsonl").read_text():
+            return child
     return None
 
 
@@ -79,6 +73,32 @@ def test_cancel_ends_the_worker_and_a_second_fit_of_the_same_object_is_refused(s
         job.check_result()
     addon_module("runner").finish(job)
     assert not worker_processes() and not jobs_left(bpy) and scene_state(bpy) == before
+
+
+def test_the_ready_worker_runs_the_next_job_and_follows_its_preference(scene):
+    bpy = pytest.importorskip("bpy")
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    assert preferences.keep_worker_ready  # on by default
+    bpy.ops.mesh.primitive_cube_add()
+    assert bpy.ops.inr.fit_mesh(resolution=32, preset="FAST") == {"FINISHED"}
+    [waiting] = wait_for(ready_workers, what="a ready worker after the fit")
+    bpy.ops.mesh.primitive_monkey_add()
+    job = start_long_fit(bpy, "Suzanne")
+    assert job_directory(waiting) == job.directory and not ready_workers()  # it runs this job
+    job.cancel()
+    addon_module("runner").finish(job)
+    assert not psutil.pid_exists(waiting.pid) and not worker_processes() and not jobs_left(bpy)
+
+    preferences.keep_worker_ready = True
+    [waiting] = wait_for(ready_workers, what="a ready worker once the preference is set")
+    preferences.keep_worker_ready = False
+    assert not psutil.pid_exists(waiting.pid) and not ready_workers()
+    bpy.ops.object.select_all(action="DESELECT")
+    bpy.data.objects["Cube"].select_set(True)
+    bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
+    assert bpy.ops.inr.fit_mesh(resolution=32, preset="FAST") == {"FINISHED"}  # a fresh worker, as before
+    assert not ready_workers()
+    preferences.keep_worker_ready = True
 
 
 def test_a_killed_worker_is_a_clear_error_and_changes_nothing(scene):
@@ -119,6 +139,8 @@ if {quit_politely!r}:
     print("JOBS", jobs_root(), flush=True)
     while job.status.step == 0 and not job.poll():
         time.sleep(0.05)
+    runner.start_ready_worker(sys.executable)  # the next job's worker, waiting
+    print("WORKERS", *(child.pid for child in __import__("psutil").Process().children()), flush=True)
     sys.exit(0)  # Blender quits: its exit handlers must end the worker and remove the job files
 bpy.ops.inr.fit_mesh(resolution=32, preset="FAST", steps={long})
 """
@@ -140,9 +162,11 @@ def test_the_worker_dies_with_a_killed_blender():
     blender = run_child_blender(quit_politely=False)
     try:
         worker = wait_for(lambda: training_worker(psutil.Process(blender.pid)), what="the worker to train")
+        waiting = [p for p in psutil.Process(blender.pid).children() if "standby" in p.cmdline() and p != worker]
         blender.kill()
         blender.wait()
-        worker.wait(timeout=10)  # raises psutil.TimeoutExpired if the worker outlives Blender
+        for process in [worker, *waiting]:
+            process.wait(timeout=10)  # raises psutil.TimeoutExpired if a worker outlives Blender
     finally:
         blender.kill()
         blender.wait()
@@ -156,6 +180,9 @@ def test_quitting_blender_ends_the_worker_and_removes_its_files():
     assert os.listdir(jobs_root) == []
     orphans = [p for p in psutil.process_iter(["cmdline"]) if jobs_root in " ".join(p.info["cmdline"] or [])]
     assert orphans == []
+    workers = [int(pid) for line in output.splitlines() if line.startswith("WORKERS ") for pid in line.split()[1:]]
+    assert len(workers) == 2  # the job's and the ready one
+    assert not any(psutil.pid_exists(pid) for pid in workers)
 
 
 def test_a_worker_python_without_torch_says_what_to_set(scene, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import mesh_data, runner
 from ..inr_worker import protocol
-from ..preferences import ADDON_ID
+from ..preferences import ADDON_ID, update_ready_worker
 
 TIMER_INTERVAL_S = 0.1
 
@@ -134,6 +134,7 @@ class WorkerJobOperator(bpy.types.Operator):
             return {"CANCELLED"}
         finally:
             runner.finish(job)
+            update_ready_worker(context)  # the next job's worker loads while the user looks at this one's result
         return {"FINISHED"}
 
     def _print_stage(self, status: runner.Status) -> None:
