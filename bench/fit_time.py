@@ -20,7 +20,12 @@ import igl
 
 ROOT = Path(__file__).resolve().parents[1]
 MESHES = ROOT.parent / "shared" / "data" / "meshes"
-sys.path[:0] = [str(ROOT.parent / "shared" / "tools"), str(ROOT / "scripts"), str(ROOT / "inr_addon"), str(ROOT / "bench")]
+sys.path[:0] = [
+    str(ROOT.parent / "shared" / "tools"),
+    str(ROOT / "scripts"),
+    str(ROOT / "inr_addon"),
+    str(ROOT / "bench"),
+]
 
 import baselines
 
@@ -93,8 +98,8 @@ def table(rows: list[dict], command: str) -> str:
         "",
         f"Made by `{command}`; medians of the runs, each in the same Blender.",
         "",
-        "| mesh | triangles in | Voxel Remesh operator s | Fit, worker ready: s (× operator) "
-        "| Fit, fresh worker: s (× operator) |",
+        "| mesh | triangles in | Voxel Remesh operator s | Fit, worker ready: s (× operator) | Fit, fresh worker: s "
+        + "(× operator) |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
