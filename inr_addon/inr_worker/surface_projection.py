@@ -230,15 +230,21 @@ def folded(vertices: np.ndarray, triangles: np.ndarray, reference: np.ndarray, c
 
 def _unfold(start: np.ndarray, moved: np.ndarray, triangles: np.ndarray, cell: float) -> np.ndarray:
     """``moved``, less the moves that fold triangles against their normals at ``start``: the moves of a
-    folded triangle's vertices are halved ``GUARD_ROUNDS`` times, then undone, until none folds."""
+    folded triangle's vertices are halved ``GUARD_ROUNDS`` times, then undone, until none folds. After the
+    first round only the triangles around the vertices that moved back are checked again."""
     reference = face_normals(start, triangles)
     kept = np.ones(len(start))
+    current = np.array(moved, dtype=np.float64)
+    checked = np.arange(len(triangles))
     rounds = 0
     while True:
-        current = start + kept[:, None] * (moved - start)
-        bad = folded(current, triangles, reference, cell)
-        if not bad.any():
+        bad = checked[folded(current, triangles[checked], reference[checked], cell)]
+        if not len(bad):
             return current
         corners = np.unique(triangles[bad])
         kept[corners] = 0.5 * kept[corners] if rounds < GUARD_ROUNDS else 0.0
+        current[corners] = start[corners] + kept[corners, None] * (moved[corners] - start[corners])
         rounds += 1
+        changed = np.zeros(len(start), dtype=bool)
+        changed[corners] = True
+        checked = np.flatnonzero(changed[triangles].any(1))
