@@ -252,6 +252,14 @@ def extract(
     return field.frame.from_unit(vertices), triangles
 
 
+def warm_up() -> None:
+    """Fit and extract a tetrahedron on the CPU, so that the first calls into torch, libigl and scikit-image
+    (about 0.2 s of a real job's time) are made before a job waits for them."""
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
+    triangles = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    extract(fit(vertices, triangles, "FAST", "CPU"), 16, "CPU", source=(vertices, triangles))
+
+
 def _watch_parent(parent_pid: int) -> None:
     """End this process when the process that started it is gone."""
     if sys.platform.startswith("linux"):

@@ -21,8 +21,11 @@ def main() -> int:
     failed: ImportError | None = None
     try:
         from . import cli
+        from .jobs import warm_up
     except ImportError as error:  # e.g. no torch in this Python: reported where the job's log is read
         failed = error
+    else:
+        warm_up()
     job = sys.stdin.readline().strip()
     if not job:
         return 0
