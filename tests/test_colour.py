@@ -170,6 +170,48 @@ def test_a_union_takes_the_nearer_inputs_colour_and_a_morph_blends(coloured_sphe
     assert colours is not None and np.abs(colours[vertices[:, 2] > 0.3, 0] - (0.5 + 0.4)).max() < 0.1
 
 
+BOX_TURN = np.array([[0.36, 0.48, -0.8], [-0.8, 0.6, 0.0], [0.48, 0.64, 0.6]])  # a rotation, off the grid's axes
+
+
+def _box() -> tuple[np.ndarray, np.ndarray]:
+    """A closed box 1 x 1 x 0.6 turned by ``BOX_TURN``, its faces wound outwards, two triangles a side."""
+    vertices = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.3, 0.3)], np.float64)
+    quads = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
+    triangles = np.array([[a, b, c] for a, b, c, d in quads] + [[a, c, d] for a, b, c, d in quads], np.int64)
+    return vertices @ BOX_TURN.T, triangles
+
+
+def test_a_vertex_on_an_edge_between_two_colours_takes_their_mean(tmp_path):
+    """Vertices go onto the source's sharp edges, and points beyond a convex edge are nearest to the edge
+    itself: the faces on both sides are equally near, so the colour there is their mean (display values),
+    at fit time and when the stored field is re-extracted without the source."""
+    vertices, triangles = _box()
+    top = (vertices[triangles].mean(1) @ BOX_TURN)[:, 2] > 0.29
+    corner_colours = np.where(top[:, None, None], RED, BLUE)[:, None, :].repeat(3, 1).astype(np.float32)
+    field = jobs.fit(vertices, triangles, "FAST")
+    unit_vertices = field.frame.to_unit(vertices)
+    field.colours = colour_field.mesh_colour_set(
+        field.model, unit_vertices, triangles, colour_field.MeshColours(corner_colors=corner_colours)
+    )
+    save_field(tmp_path / "box.safetensors", field)
+    mean = colour_field.srgb_to_linear(np.array([0.5, 0.0, 0.5]))
+    surface, _ = jobs.extract(field, 40, source=(vertices, triangles))
+    in_box = surface @ BOX_TURN  # in the box's own axes
+    beyond_top, beyond_side = in_box[:, 2] >= 0.3 - 1e-7, np.abs(in_box[:, :2]).max(1) >= 0.5 - 1e-7
+    on_edge = beyond_top & beyond_side & (np.abs(in_box[:, :2]).min(1) < 0.4)  # not by the box's corners
+    assert on_edge.sum() >= 8, on_edge.sum()
+    on_top = (in_box[:, 2] > 0.29) & (np.abs(in_box[:, :2]).max(1) < 0.45)
+    assert on_top.sum() > 8
+    stored = load_field(tmp_path / "box.safetensors")
+    for colours in (colour_field.surface_colours(field, surface), colour_field.surface_colours(stored, surface)):
+        assert np.abs(colours[on_edge] - mean).max() < 0.02
+        assert np.abs(colours[on_top] - RED).max() < 1e-6  # off the edge: the face's own colour
+    surface, _ = jobs.extract(stored, 56)  # without the source: vertices on the field's zero level
+    in_box = surface @ BOX_TURN
+    on_top = (in_box[:, 2] > 0.29) & (np.abs(in_box[:, :2]).max(1) < 0.45)
+    assert on_top.sum() > 8 and np.abs(colour_field.surface_colours(stored, surface)[on_top] - RED).max() < 1e-6
+
+
 # --- in Blender, with the worker ------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ surface's colour and a morph interpolates the two inputs' colours with the facto
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import igl
@@ -33,6 +34,7 @@ POINT_NEIGHBOURS = 4  # a point cloud's points blended at each colour point
 DEFAULT_COLOUR = (0.8, 0.8, 0.8)  # linear; what an input without colour shows beside one with colour
 CHUNK = 262_144
 OWN_TRIANGLES_SHARE = 1.25  # a mesh keeps its coloured triangles where they take at most this share of a colour set
+SHARED_TOLERANCE = 1e-6  # unit frame: a nearest point this close to a face lies on it too (edges and corners it shares)
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -167,11 +169,15 @@ class ColourMesh:
         return {}
 
     def colours_at(self, points: np.ndarray) -> np.ndarray:
-        """Linear colours (K, 3) at unit-frame ``points``: the colour at the nearest point of the triangles."""
+        """Linear colours (K, 3) at unit-frame ``points``: the colour at the nearest point of the triangles
+        (the mean of the faces' colours where that point is on an edge or corner they share)."""
+        corner_colours = from_bytes(self.corner_colours)
+
+        def colour_of(faces: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
+            return np.einsum("nk,nkc->nc", barycentric, corner_colours[faces])
+
         vertices = np.asarray(self.vertices, np.float64)
-        triangles = np.asarray(self.triangles, np.int64)
-        faces, barycentric = nearest_on_triangles(vertices, triangles, np.asarray(points, np.float64))
-        return np.einsum("nk,nkc->nc", barycentric, from_bytes(self.corner_colours[faces])).astype(np.float32)
+        return colours_at_nearest(vertices, np.asarray(self.triangles, np.int64), points, colour_of)
 
 
 Colours = ColourSet | ColourMesh
@@ -188,6 +194,74 @@ def nearest_on_triangles(
     )
     barycentric = np.clip(np.nan_to_num(barycentric, nan=1 / 3), 0, 1)
     return faces, barycentric / np.maximum(barycentric.sum(1, keepdims=True), 1e-12)
+
+
+def colours_at_nearest(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    points: np.ndarray,
+    colour_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Linear colours (K, 3) of a mesh at its surface points nearest to ``points``; ``colour_of(faces,
+    barycentric)`` gives a face's linear colour at a point of it.
+
+    A nearest point on an edge or a corner lies on every face that shares it, and each of those faces is
+    as near as the nearest one: which face's colour is right is a tie (convex parts of a mesh send every
+    point beyond an edge onto that edge). There the colour is the mean of those faces' colours, in display
+    (sRGB) values: the colour nearest, on average, to whichever face a tie-break picks."""
+    points = np.asarray(points, np.float64)
+    faces, barycentric = nearest_on_triangles(vertices, triangles, points)
+    colours = np.asarray(colour_of(faces, barycentric), np.float32)
+    on_point = np.einsum("nk,nkd->nd", barycentric, vertices[triangles[faces]])
+    edge_distance, _ = _inside_distances(on_point, vertices[triangles[faces]])
+    shared = np.flatnonzero(edge_distance.min(1) <= SHARED_TOLERANCE)
+    if not len(shared):
+        return colours
+    # every face that holds the point holds the nearest face's corner with the largest weight
+    corner = triangles[faces[shared], barycentric[shared].argmax(1)]
+    order = np.argsort(triangles.ravel(), kind="stable")
+    starts = np.searchsorted(triangles.ravel()[order], np.arange(len(vertices) + 1))
+    counts = starts[corner + 1] - starts[corner]
+    rows = np.repeat(np.arange(len(shared)), counts)
+    offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    candidates = order[np.repeat(starts[corner], counts) + offsets] // 3
+    distance, weights = _inside_distances(on_point[shared][rows], vertices[triangles[candidates]])
+    holds = (distance.min(1) >= -SHARED_TOLERANCE) & np.isfinite(weights).all(1)
+    holds &= np.abs(_plane_distances(on_point[shared][rows], vertices[triangles[candidates]])) <= SHARED_TOLERANCE
+    rows, candidates, weights = rows[holds], candidates[holds], np.clip(weights[holds], 0, None)
+    weights /= np.maximum(weights.sum(1, keepdims=True), 1e-12)
+    display = linear_to_srgb(np.asarray(colour_of(candidates, weights), np.float32))
+    sums = np.zeros((len(shared), 3), np.float64)
+    np.add.at(sums, rows, display)
+    tied = np.bincount(rows, minlength=len(shared))
+    several = tied > 1  # the nearest face is always among them; one alone keeps its exact colour
+    colours[shared[several]] = srgb_to_linear(sums[several] / tied[several, None])
+    return colours
+
+
+def _inside_distances(points: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For points (N, 3) near the planes of triangles (N, 3, 3): the signed distances (N, 3) within each
+    plane to the lines of the edges opposite each corner (positive inside), and the barycentric weights
+    (N, 3) of the points' projections (non-finite for degenerate triangles)."""
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    doubled_area = np.linalg.norm(normal, axis=1)
+    unit_normal = normal / np.maximum(doubled_area, 1e-300)[:, None]
+    weights = np.empty((len(points), 3))
+    distances = np.empty((len(points), 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for corner in range(3):
+            start, end = corners[:, (corner + 1) % 3], corners[:, (corner + 2) % 3]
+            signed_area = np.einsum("nd,nd->n", np.cross(start - points, end - points), unit_normal)
+            weights[:, corner] = signed_area / doubled_area
+            distances[:, corner] = signed_area / np.linalg.norm(end - start, axis=1)
+    return np.nan_to_num(distances, nan=-np.inf), weights
+
+
+def _plane_distances(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Distances (N,) of points from the planes of triangles (N, 3, 3) (zero for degenerate triangles)."""
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    length = np.linalg.norm(normal, axis=1)
+    return np.einsum("nd,nd->n", points - corners[:, 0], normal) / np.maximum(length, 1e-300)
 
 
 def read_colours(arrays: dict[str, np.ndarray], metadata: dict[str, str], model: BandField) -> Colours | None:
@@ -303,10 +377,8 @@ def mesh_colour_set(
     positions = surface_points(model, indices)
     values = np.zeros((len(positions), 3), np.uint8)
     if len(positions):
-        faces, barycentric = nearest_on_triangles(
-            np.ascontiguousarray(unit_vertices, np.float64), triangles, positions.astype(np.float64)
-        )
-        values = to_bytes(colours.at(faces, barycentric))
+        vertices = np.ascontiguousarray(unit_vertices, np.float64)
+        values = to_bytes(colours_at_nearest(vertices, triangles, positions, colours.at))
     colour_set = ColourSet(values, CODES)
     colour_set.place(positions)
     return colour_set
