@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import MESHES
 from headless import mesh_arrays
 from test_blender import jobs_left, scene_state, worker_processes
 from test_points_blender import addon_module, select_only, sphere_points, write_ply
@@ -212,6 +213,30 @@ def test_a_vertex_on_an_edge_between_two_colours_takes_their_mean(tmp_path):
     assert on_top.sum() > 8 and np.abs(colour_field.surface_colours(stored, surface)[on_top] - RED).max() < 1e-6
 
 
+def test_a_large_mesh_with_one_colour_a_face_keeps_its_triangles(tmp_path):
+    """A mesh whose triangles would not fit the field's colour budget as float32 keeps them as uint16
+    steps (not one colour a band point, which cannot hold faces smaller than a cell), within 1.6x the bytes
+    of the field without colour."""
+    import igl
+
+    vertices, triangles = igl.read_triangle_mesh(str(MESHES / "bunny_stanford.obj"))[:2]
+    rng = np.random.default_rng(3)
+    colours = colour_field.MeshColours(corner_colors=np.repeat(rng.random((len(triangles), 1, 3)), 3, 1))
+    field = jobs.fit(vertices, triangles, "BALANCED")
+    save_field(tmp_path / "plain.safetensors", field)
+    field.colours = colour_field.mesh_colour_set(field.model, field.frame.to_unit(vertices), triangles, colours)
+    assert isinstance(field.colours, colour_field.ColourMesh) and field.colours.stepped
+    save_field(tmp_path / "coloured.safetensors", field)
+    assert (tmp_path / "coloured.safetensors").stat().st_size <= 1.6 * (tmp_path / "plain.safetensors").stat().st_size
+    surface, _ = jobs.extract(field, 160, source=(vertices, triangles))
+    faces, barycentric = colour_field.nearest_on_triangles(vertices, triangles, surface)
+    truth = colours.at(faces, barycentric)
+    stored = load_field(tmp_path / "coloured.safetensors")
+    at_fit, reread = (colour_field.surface_colours(each, surface) for each in (field, stored))
+    assert np.array_equal(at_fit, reread)
+    assert psnr(at_fit, truth) > 24
+
+
 # --- in Blender, with the worker ------------------------------------------------------------------
 
 
@@ -351,19 +376,21 @@ def test_combine_carries_each_inputs_colour(scene):
     assert np.allclose(colours[right], 0.8, atol=0.01)
 
 
-def test_batch_carries_a_ply_meshs_vertex_colours_into_its_outputs(coloured_sphere):
+@pytest.mark.parametrize("suffix, surface_format", [(".ply", "ply"), (".glb", "obj")])
+def test_batch_carries_a_meshs_vertex_colours_into_its_outputs(coloured_sphere, suffix, surface_format):
     import trimesh
 
     from inr_worker import batch
 
     _, _, vertices, triangles = coloured_sphere
     srgb = np.round(colour_field.linear_to_srgb(half_and_half(vertices)) * 255).astype(np.uint8)
-    data = trimesh.Trimesh(vertices, triangles, vertex_colors=srgb, process=False).export(file_type="ply")
-    config = batch.BatchConfig(preset="FAST", resolutions=(32,), surface_format="ply")
-    done = batch.process_mesh(".ply", bytes(data), None, (32,), config, threads=1)
+    mesh = trimesh.Trimesh(vertices, triangles, vertex_colors=srgb, process=False)  # red and blue: linear too
+    config = batch.BatchConfig(preset="FAST", resolutions=(32,), surface_format=surface_format)
+    done = batch.process_mesh(suffix, bytes(mesh.export(file_type=suffix[1:])), None, (32,), config, threads=1)
     assert done["row"]["status"] == "done", done["row"]
-    surface = trimesh.load(trimesh.util.wrap_as_stream(done["files"][32]), file_type="ply", process=False)
+    stream = trimesh.util.wrap_as_stream(done["files"][32])
+    surface = trimesh.load(stream, file_type=surface_format, process=False)
     colours = colour_field.from_bytes(np.asarray(surface.visual.vertex_colors)[:, :3])
     away = np.abs(surface.vertices[:, 2]) > 0.15
-    assert psnr(colours[away], half_and_half(np.asarray(surface.vertices))[away]) > 30
+    assert away.sum() > 200 and psnr(colours[away], half_and_half(np.asarray(surface.vertices))[away]) > 30
     assert operations.load_field_bytes(done["files"]["field"]).colours is not None  # kept for later extractions

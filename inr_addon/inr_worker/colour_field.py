@@ -33,8 +33,10 @@ NEIGHBOURS = 4  # colour points blended at each vertex
 POINT_NEIGHBOURS = 4  # a point cloud's points blended at each colour point
 DEFAULT_COLOUR = (0.8, 0.8, 0.8)  # linear; what an input without colour shows beside one with colour
 CHUNK = 262_144
-OWN_TRIANGLES_SHARE = 1.25  # a mesh keeps its coloured triangles where they take at most this share of a colour set
+OWN_TRIANGLES_SHARE = 0.55  # coloured triangles are kept where they take at most this share of the field's bytes
 SHARED_TOLERANCE = 1e-6  # unit frame: a nearest point this close to a face lies on it too (edges and corners it shares)
+POSITION_STEP = 2 * DOMAIN_HALF_EXTENT / 65535  # large meshes' stored corners: uint16 steps across the field's domain
+STEPPED_SHARED_TOLERANCE = POSITION_STEP / 2  # SHARED_TOLERANCE for corners moved onto those steps
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -132,16 +134,24 @@ class ColourSet:
         return np.einsum("nk,nkc->nc", weights, from_bytes(self.values)[nearest]).astype(np.float32)
 
 
+def on_position_steps(unit_points: np.ndarray) -> np.ndarray:
+    """Unit-frame points moved onto the uint16 position steps (float32)."""
+    codes = np.clip(np.round((unit_points + DOMAIN_HALF_EXTENT) / POSITION_STEP), 0, 65535)
+    return (codes * POSITION_STEP - DOMAIN_HALF_EXTENT).astype(np.float32)
+
+
 @dataclasses.dataclass
 class ColourMesh:
     """The source's own triangles (unit frame) with their corner colours (T, 3, 3) uint8 sRGB: exact
-    colours, hard edges between faces included, for meshes without textures whose triangles take not
-    much more bytes than a colour set (stored with uint16 indices where they fit, and one colour a face
-    where the corners agree)."""
+    colours, hard edges between faces included, for meshes without textures whose triangles fit within
+    ``OWN_TRIANGLES_SHARE`` of the field's bytes (stored with float32 corners, or ``stepped``: uint16
+    steps across the domain where float32 would not fit; uint16 indices where they fit, and one colour a
+    face where the corners agree)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
     corner_colours: np.ndarray
+    stepped: bool = False  # the corners lie on the uint16 position steps, and are stored as such
 
     def check(self) -> None:
         """Raise ValueError where the arrays do not describe coloured triangles."""
@@ -151,13 +161,18 @@ class ColourMesh:
             raise ValueError("colour mesh triangles point at missing vertices")
 
     def stored_arrays(self) -> dict[str, np.ndarray]:
-        """Vertices as float32; indices as uint16 where they fit; one colour a face where its corners agree."""
+        """Vertices as float32 or uint16 steps; indices as uint16 where they fit; one colour a face where its
+        corners agree."""
         colours = np.asarray(self.corner_colours, np.uint8)
         if (colours == colours[:, :1]).all():
             colours = colours[:, :1]
         index_type = np.uint16 if len(self.vertices) <= 1 << 16 else np.int32
+        vertices = np.asarray(self.vertices, np.float32)
+        if self.stepped:
+            steps = np.round((np.asarray(self.vertices, np.float64) + DOMAIN_HALF_EXTENT) / POSITION_STEP)
+            vertices = np.clip(steps, 0, 65535).astype(np.uint16)
         return {
-            protocol.COLOUR_MESH_VERTICES: np.asarray(self.vertices, np.float32),
+            protocol.COLOUR_MESH_VERTICES: vertices,
             protocol.COLOUR_MESH_TRIANGLES: np.asarray(self.triangles, index_type),
             protocol.COLOUR_MESH_COLOURS: colours,
         }
@@ -177,7 +192,9 @@ class ColourMesh:
             return np.einsum("nk,nkc->nc", barycentric, corner_colours[faces])
 
         vertices = np.asarray(self.vertices, np.float64)
-        return colours_at_nearest(vertices, np.asarray(self.triangles, np.int64), points, colour_of)
+        triangles = np.asarray(self.triangles, np.int64)
+        tolerance = STEPPED_SHARED_TOLERANCE if self.stepped else SHARED_TOLERANCE
+        return colours_at_nearest(vertices, triangles, points, colour_of, tolerance)
 
 
 Colours = ColourSet | ColourMesh
@@ -201,6 +218,7 @@ def colours_at_nearest(
     triangles: np.ndarray,
     points: np.ndarray,
     colour_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    tolerance: float = SHARED_TOLERANCE,
 ) -> np.ndarray:
     """Linear colours (K, 3) of a mesh at its surface points nearest to ``points``; ``colour_of(faces,
     barycentric)`` gives a face's linear colour at a point of it.
@@ -214,7 +232,7 @@ def colours_at_nearest(
     colours = np.asarray(colour_of(faces, barycentric), np.float32)
     on_point = np.einsum("nk,nkd->nd", barycentric, vertices[triangles[faces]])
     edge_distance, _ = _inside_distances(on_point, vertices[triangles[faces]])
-    shared = np.flatnonzero(edge_distance.min(1) <= SHARED_TOLERANCE)
+    shared = np.flatnonzero(edge_distance.min(1) <= tolerance)
     if not len(shared):
         return colours
     # every face that holds the point holds the nearest face's corner with the largest weight
@@ -226,8 +244,8 @@ def colours_at_nearest(
     offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     candidates = order[np.repeat(starts[corner], counts) + offsets] // 3
     distance, weights = _inside_distances(on_point[shared][rows], vertices[triangles[candidates]])
-    holds = (distance.min(1) >= -SHARED_TOLERANCE) & np.isfinite(weights).all(1)
-    holds &= np.abs(_plane_distances(on_point[shared][rows], vertices[triangles[candidates]])) <= SHARED_TOLERANCE
+    holds = (distance.min(1) >= -tolerance) & np.isfinite(weights).all(1)
+    holds &= np.abs(_plane_distances(on_point[shared][rows], vertices[triangles[candidates]])) <= tolerance
     rows, candidates, weights = rows[holds], candidates[holds], np.clip(weights[holds], 0, None)
     weights /= np.maximum(weights.sum(1, keepdims=True), 1e-12)
     display = linear_to_srgb(np.asarray(colour_of(candidates, weights), np.float32))
@@ -276,10 +294,13 @@ def read_colours(arrays: dict[str, np.ndarray], metadata: dict[str, str], model:
         return colour_set
     if protocol.COLOUR_MESH_TRIANGLES in arrays:
         colours = arrays[protocol.COLOUR_MESH_COLOURS]
+        vertices = arrays[protocol.COLOUR_MESH_VERTICES]
+        stepped = vertices.dtype == np.uint16
         mesh = ColourMesh(
-            arrays[protocol.COLOUR_MESH_VERTICES].copy(),
+            (vertices * POSITION_STEP - DOMAIN_HALF_EXTENT).astype(np.float32) if stepped else vertices.copy(),
             arrays[protocol.COLOUR_MESH_TRIANGLES].astype(np.int64),
             np.repeat(colours, 3 // colours.shape[1], axis=1),
+            stepped,
         )
         mesh.check()
         return mesh
@@ -364,16 +385,21 @@ def mesh_colour_set(
     model: BandField, unit_vertices: np.ndarray, triangles: np.ndarray, colours: MeshColours
 ) -> Colours:
     """A mesh field's colours: the source's own coloured triangles where they carry no texture and take at
-    most ``OWN_TRIANGLES_SHARE`` of a colour set's bytes, else the colour set, where each coloured grid point takes the mesh's colour at
-    its nearest surface point."""
-    indices = coloured_grid_indices(model, CODES)
+    most ``OWN_TRIANGLES_SHARE`` of the field's bytes without colour, else the colour set, where each
+    coloured grid point takes the mesh's colour at its nearest surface point."""
     textured = colours.face_image is not None and bool((colours.face_image >= 0).any())
     if not textured:
         used, compact = np.unique(triangles, return_inverse=True)
         corner_colours = to_bytes(colours.corner_colors.reshape(-1, 3)).reshape(-1, 3, 3)
-        own = ColourMesh(unit_vertices[used].astype(np.float32), compact.reshape(-1, 3), corner_colours)
-        if own.stored_bytes() <= OWN_TRIANGLES_SHARE * 3 * len(indices):
-            return own
+        field_bytes = sum(array.nbytes for array in model.stored_arrays().values())
+        corners = unit_vertices[used]
+        for own in (
+            ColourMesh(corners.astype(np.float32), compact.reshape(-1, 3), corner_colours),
+            ColourMesh(on_position_steps(corners), compact.reshape(-1, 3), corner_colours, stepped=True),
+        ):
+            if own.stored_bytes() <= OWN_TRIANGLES_SHARE * field_bytes:
+                return own
+    indices = coloured_grid_indices(model, CODES)
     positions = surface_points(model, indices)
     values = np.zeros((len(positions), 3), np.uint8)
     if len(positions):
