@@ -5,7 +5,7 @@ cubes (the whole grid evaluated, as the extractor did before) measured in the sa
     python bench/extraction.py --blender-vs-cli [--meshes spot.obj ...] [--resolution 512] [--zip dist/...zip]
 
 Each extraction runs in a process of its own, as the worker does it (``jobs.extract`` and
-``jobs.write_surface``), so that the peak RSS is its own. Where both ran, the
+``jobs.write_job_surface``), so that the peak RSS is its own. Where both ran, the
 Hausdorff distance between the sparse and the dense vertices is given in cells. The last line is the
 time that ``mesh_data.fill_mesh`` (bpy) takes to write the largest result of at most 2M triangles back.
 
@@ -78,7 +78,7 @@ def run_one(field_path: Path, kind: str, resolution: int, out: Path) -> None:
         vertices, triangles = _dense_surface(field.model, field.low, field.high, resolution, torch.device("cpu"))
         vertices = field.frame.from_unit(vertices)
     seconds = time.perf_counter() - started
-    jobs.write_surface(out, vertices, triangles)
+    jobs.write_job_surface(out, vertices, triangles)
     boundary, nonmanifold = edge_counts(triangles)
     print(
         json.dumps(

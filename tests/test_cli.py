@@ -90,3 +90,33 @@ def test_ply_is_binary_and_reads_back(tmp_path):
     assert len(from_ply[1]) == len(from_obj[1]) > 1000
     assert abs(from_ply[0] - from_obj[0]).max() < 1e-5  # the same surface
     assert surfaces[".ply"].stat().st_size < surfaces[".obj"].stat().st_size
+
+
+def test_a_coloured_ply_fits_to_surfaces_with_its_colours(tmp_path):
+    """Vertex colours of a PLY mesh go into the field and come out as 8-bit sRGB vertex colours of PLY
+    (``red green blue`` uchar) and OBJ (``v x y z r g b``) surfaces, by fit and by extract."""
+    import numpy as np
+    import trimesh
+    from test_colour import _uv_sphere, half_and_half
+
+    from inr_worker import colour_field
+
+    vertices, triangles = _uv_sphere(48, 24)
+    srgb = np.round(colour_field.linear_to_srgb(half_and_half(vertices)) * 255).astype(np.uint8)
+    source = tmp_path / "sphere.ply"
+    source.write_bytes(trimesh.Trimesh(vertices, triangles, vertex_colors=srgb, process=False).export(file_type="ply"))
+    field, fitted_surface = tmp_path / "f.safetensors", tmp_path / "fitted.ply"
+    fitted = run_cli("fit", str(source), "--field", str(field), "--out", str(fitted_surface), "--preset", "FAST",
+                     "--resolution", "40")  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    assert b"property uchar red" in fitted_surface.read_bytes()[:400]
+    extracted_surface = tmp_path / "extracted.obj"
+    extracted = run_cli("extract", str(field), "--out", str(extracted_surface), "--resolution", "56")
+    assert extracted.returncode == 0, extracted.stderr
+    for path in (fitted_surface, extracted_surface):
+        surface = trimesh.load(path, process=False)
+        positions = np.asarray(surface.vertices)
+        colours = colour_field.from_bytes(np.asarray(surface.visual.vertex_colors)[:, :3])
+        away = np.abs(positions[:, 2]) > 0.15  # the equator blends over a ring of triangles
+        assert away.sum() > 500
+        assert np.abs(colours[away] - half_and_half(positions)[away]).max() < 0.01, path.name

@@ -31,7 +31,7 @@ import tqdm
 
 from . import colour_field
 from .field_file import load_field, save_field
-from .jobs import USER_ERRORS, extract, fit, fit_points
+from .jobs import USER_ERRORS, add_vertex_colours, extract, fit, fit_points
 from .points import PointSet, _read_ply, is_point_file, read_points
 from .surface_file import write_surface
 
@@ -224,14 +224,9 @@ def score_surface(
 def _encode_surface(
     vertices: np.ndarray, triangles: np.ndarray, surface_format: str, colours: np.ndarray | None = None
 ) -> bytes:
-    if colours is not None and surface_format in ("ply", "obj"):  # with vertex colours (8-bit sRGB)
-        import trimesh
-
-        mesh = trimesh.Trimesh(vertices, triangles, vertex_colors=colour_field.to_bytes(colours), process=False)
-        return bytes(mesh.export(file_type=surface_format))
     with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
         path = Path(folder) / f"surface.{surface_format}"
-        write_surface(path, vertices, triangles)
+        write_surface(path, vertices, triangles, colours)
         return path.read_bytes()
 
 
@@ -278,9 +273,7 @@ def process_mesh(
                     else fit_points(point_set, config.preset, config.device, config.steps, config.seed)
                 )
                 if point_set is None and vertex_colours is not None:  # the mesh's vertex colours, carried
-                    colours = colour_field.MeshColours(corner_colors=vertex_colours[triangles])
-                    unit_vertices = field.frame.to_unit(vertices)
-                    field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, triangles, colours)
+                    add_vertex_colours(field, vertices, triangles, vertex_colours)
                 save_field(field_path, field)
                 files["field"] = field_bytes = field_path.read_bytes()
                 row.update(sampling_s=float(field.info["sampling_s"]), training_s=float(field.info["training_s"]))

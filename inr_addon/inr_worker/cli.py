@@ -17,12 +17,14 @@ import numpy as np
 import torch
 
 from . import protocol
+from .colour_field import surface_colours
 from .field_file import save_field
-from .jobs import USER_ERRORS, extract, fit, fit_points, run_job
+from .jobs import USER_ERRORS, add_vertex_colours, extract, fit, fit_points, run_job
 from .memory import check_memory, estimate_memory_for_points
 from .operations import load_field_bytes
 from .points import is_point_file, ply_point_count, read_points
 from .progress import TerminalProgress
+from .sampling import InputError
 from .surface_file import surface_suffix_problem, write_surface
 from .train import pick_device
 
@@ -34,6 +36,19 @@ def _read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(triangles) == 0:
         raise protocol.ProtocolError(f"{path}: no triangles could be read")
     return vertices, triangles
+
+
+def _read_vertex_colours(path: Path, vertex_count: int) -> np.ndarray | None:
+    """A PLY mesh's vertex colours (``red green blue``), linear, or None where it has none (or other formats)."""
+    if path.suffix.lower() != ".ply":
+        return None
+    try:
+        colours = read_points(path).colors
+    except InputError:  # vertex properties this cannot read: the mesh fits without colour
+        return None
+    if colours is None or len(colours) != vertex_count or not np.isfinite(colours).all():
+        return None
+    return colours
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -82,6 +97,8 @@ def _command_fit(args: argparse.Namespace) -> None:
     else:
         vertices, triangles = _read_mesh(args.mesh)
         field = fit(vertices, triangles, args.preset, args.device, args.steps, args.seed, progress, args.learned)
+        if (vertex_colours := _read_vertex_colours(args.mesh, len(vertices))) is not None:
+            add_vertex_colours(field, vertices, triangles, vertex_colours)
     save_field(args.field, field)
     print(f"field written to {args.field} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
     if args.out:
@@ -99,7 +116,7 @@ def _extract_to(field, args: argparse.Namespace, source: tuple[np.ndarray, np.nd
     """Extract ``field`` to ``args.out``; with ``source``, the mesh it was fitted to, onto that mesh."""
     started = time.monotonic()
     vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress(), source=source)
-    write_surface(args.out, vertices, triangles)
+    write_surface(args.out, vertices, triangles, surface_colours(field, vertices))
     print(
         f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
         f"({time.monotonic() - started:.1f} s)",

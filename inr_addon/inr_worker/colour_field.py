@@ -16,6 +16,7 @@ surface's colour and a morph interpolates the two inputs' colours with the facto
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import igl
@@ -32,7 +33,10 @@ NEIGHBOURS = 4  # colour points blended at each vertex
 POINT_NEIGHBOURS = 4  # a point cloud's points blended at each colour point
 DEFAULT_COLOUR = (0.8, 0.8, 0.8)  # linear; what an input without colour shows beside one with colour
 CHUNK = 262_144
-OWN_TRIANGLES_SHARE = 1.25  # a mesh keeps its coloured triangles where they take at most this share of a colour set
+OWN_TRIANGLES_SHARE = 0.55  # coloured triangles are kept where they take at most this share of the field's bytes
+SHARED_TOLERANCE = 1e-6  # unit frame: a nearest point this close to a face lies on it too (edges and corners it shares)
+POSITION_STEP = 2 * DOMAIN_HALF_EXTENT / 65535  # large meshes' stored corners: uint16 steps across the field's domain
+STEPPED_SHARED_TOLERANCE = POSITION_STEP / 2  # SHARED_TOLERANCE for corners moved onto those steps
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -130,16 +134,24 @@ class ColourSet:
         return np.einsum("nk,nkc->nc", weights, from_bytes(self.values)[nearest]).astype(np.float32)
 
 
+def on_position_steps(unit_points: np.ndarray) -> np.ndarray:
+    """Unit-frame points moved onto the uint16 position steps (float32)."""
+    codes = np.clip(np.round((unit_points + DOMAIN_HALF_EXTENT) / POSITION_STEP), 0, 65535)
+    return (codes * POSITION_STEP - DOMAIN_HALF_EXTENT).astype(np.float32)
+
+
 @dataclasses.dataclass
 class ColourMesh:
     """The source's own triangles (unit frame) with their corner colours (T, 3, 3) uint8 sRGB: exact
-    colours, hard edges between faces included, for meshes without textures whose triangles take not
-    much more bytes than a colour set (stored with uint16 indices where they fit, and one colour a face
-    where the corners agree)."""
+    colours, hard edges between faces included, for meshes without textures whose triangles fit within
+    ``OWN_TRIANGLES_SHARE`` of the field's bytes (stored with float32 corners, or ``stepped``: uint16
+    steps across the domain where float32 would not fit; uint16 indices where they fit, and one colour a
+    face where the corners agree)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
     corner_colours: np.ndarray
+    stepped: bool = False  # the corners lie on the uint16 position steps, and are stored as such
 
     def check(self) -> None:
         """Raise ValueError where the arrays do not describe coloured triangles."""
@@ -149,13 +161,18 @@ class ColourMesh:
             raise ValueError("colour mesh triangles point at missing vertices")
 
     def stored_arrays(self) -> dict[str, np.ndarray]:
-        """Vertices as float32; indices as uint16 where they fit; one colour a face where its corners agree."""
+        """Vertices as float32 or uint16 steps; indices as uint16 where they fit; one colour a face where its
+        corners agree."""
         colours = np.asarray(self.corner_colours, np.uint8)
         if (colours == colours[:, :1]).all():
             colours = colours[:, :1]
         index_type = np.uint16 if len(self.vertices) <= 1 << 16 else np.int32
+        vertices = np.asarray(self.vertices, np.float32)
+        if self.stepped:
+            steps = np.round((np.asarray(self.vertices, np.float64) + DOMAIN_HALF_EXTENT) / POSITION_STEP)
+            vertices = np.clip(steps, 0, 65535).astype(np.uint16)
         return {
-            protocol.COLOUR_MESH_VERTICES: np.asarray(self.vertices, np.float32),
+            protocol.COLOUR_MESH_VERTICES: vertices,
             protocol.COLOUR_MESH_TRIANGLES: np.asarray(self.triangles, index_type),
             protocol.COLOUR_MESH_COLOURS: colours,
         }
@@ -167,11 +184,17 @@ class ColourMesh:
         return {}
 
     def colours_at(self, points: np.ndarray) -> np.ndarray:
-        """Linear colours (K, 3) at unit-frame ``points``: the colour at the nearest point of the triangles."""
+        """Linear colours (K, 3) at unit-frame ``points``: the colour at the nearest point of the triangles
+        (the mean of the faces' colours where that point is on an edge or corner they share)."""
+        corner_colours = from_bytes(self.corner_colours)
+
+        def colour_of(faces: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
+            return np.einsum("nk,nkc->nc", barycentric, corner_colours[faces])
+
         vertices = np.asarray(self.vertices, np.float64)
         triangles = np.asarray(self.triangles, np.int64)
-        faces, barycentric = nearest_on_triangles(vertices, triangles, np.asarray(points, np.float64))
-        return np.einsum("nk,nkc->nc", barycentric, from_bytes(self.corner_colours[faces])).astype(np.float32)
+        tolerance = STEPPED_SHARED_TOLERANCE if self.stepped else SHARED_TOLERANCE
+        return colours_at_nearest(vertices, triangles, points, colour_of, tolerance)
 
 
 Colours = ColourSet | ColourMesh
@@ -190,6 +213,75 @@ def nearest_on_triangles(
     return faces, barycentric / np.maximum(barycentric.sum(1, keepdims=True), 1e-12)
 
 
+def colours_at_nearest(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    points: np.ndarray,
+    colour_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    tolerance: float = SHARED_TOLERANCE,
+) -> np.ndarray:
+    """Linear colours (K, 3) of a mesh at its surface points nearest to ``points``; ``colour_of(faces,
+    barycentric)`` gives a face's linear colour at a point of it.
+
+    A nearest point on an edge or a corner lies on every face that shares it, and each of those faces is
+    as near as the nearest one: which face's colour is right is a tie (convex parts of a mesh send every
+    point beyond an edge onto that edge). There the colour is the mean of those faces' colours, in display
+    (sRGB) values: the colour nearest, on average, to whichever face a tie-break picks."""
+    points = np.asarray(points, np.float64)
+    faces, barycentric = nearest_on_triangles(vertices, triangles, points)
+    colours = np.asarray(colour_of(faces, barycentric), np.float32)
+    on_point = np.einsum("nk,nkd->nd", barycentric, vertices[triangles[faces]])
+    edge_distance, _ = _inside_distances(on_point, vertices[triangles[faces]])
+    shared = np.flatnonzero(edge_distance.min(1) <= tolerance)
+    if not len(shared):
+        return colours
+    # every face that holds the point holds the nearest face's corner with the largest weight
+    corner = triangles[faces[shared], barycentric[shared].argmax(1)]
+    order = np.argsort(triangles.ravel(), kind="stable")
+    starts = np.searchsorted(triangles.ravel()[order], np.arange(len(vertices) + 1))
+    counts = starts[corner + 1] - starts[corner]
+    rows = np.repeat(np.arange(len(shared)), counts)
+    offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    candidates = order[np.repeat(starts[corner], counts) + offsets] // 3
+    distance, weights = _inside_distances(on_point[shared][rows], vertices[triangles[candidates]])
+    holds = (distance.min(1) >= -tolerance) & np.isfinite(weights).all(1)
+    holds &= np.abs(_plane_distances(on_point[shared][rows], vertices[triangles[candidates]])) <= tolerance
+    rows, candidates, weights = rows[holds], candidates[holds], np.clip(weights[holds], 0, None)
+    weights /= np.maximum(weights.sum(1, keepdims=True), 1e-12)
+    display = linear_to_srgb(np.asarray(colour_of(candidates, weights), np.float32))
+    sums = np.zeros((len(shared), 3), np.float64)
+    np.add.at(sums, rows, display)
+    tied = np.bincount(rows, minlength=len(shared))
+    several = tied > 1  # the nearest face is always among them; one alone keeps its exact colour
+    colours[shared[several]] = srgb_to_linear(sums[several] / tied[several, None])
+    return colours
+
+
+def _inside_distances(points: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For points (N, 3) near the planes of triangles (N, 3, 3): the signed distances (N, 3) within each
+    plane to the lines of the edges opposite each corner (positive inside), and the barycentric weights
+    (N, 3) of the points' projections (non-finite for degenerate triangles)."""
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    doubled_area = np.linalg.norm(normal, axis=1)
+    unit_normal = normal / np.maximum(doubled_area, 1e-300)[:, None]
+    weights = np.empty((len(points), 3))
+    distances = np.empty((len(points), 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for corner in range(3):
+            start, end = corners[:, (corner + 1) % 3], corners[:, (corner + 2) % 3]
+            signed_area = np.einsum("nd,nd->n", np.cross(start - points, end - points), unit_normal)
+            weights[:, corner] = signed_area / doubled_area
+            distances[:, corner] = signed_area / np.linalg.norm(end - start, axis=1)
+    return np.nan_to_num(distances, nan=-np.inf), weights
+
+
+def _plane_distances(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Distances (N,) of points from the planes of triangles (N, 3, 3) (zero for degenerate triangles)."""
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    length = np.linalg.norm(normal, axis=1)
+    return np.einsum("nd,nd->n", points - corners[:, 0], normal) / np.maximum(length, 1e-300)
+
+
 def read_colours(arrays: dict[str, np.ndarray], metadata: dict[str, str], model: BandField) -> Colours | None:
     """A field file's colours (already checked for shape by ``protocol.check_field``), or None; raises
     ValueError where they do not fit the field."""
@@ -202,10 +294,13 @@ def read_colours(arrays: dict[str, np.ndarray], metadata: dict[str, str], model:
         return colour_set
     if protocol.COLOUR_MESH_TRIANGLES in arrays:
         colours = arrays[protocol.COLOUR_MESH_COLOURS]
+        vertices = arrays[protocol.COLOUR_MESH_VERTICES]
+        stepped = vertices.dtype == np.uint16
         mesh = ColourMesh(
-            arrays[protocol.COLOUR_MESH_VERTICES].copy(),
+            (vertices * POSITION_STEP - DOMAIN_HALF_EXTENT).astype(np.float32) if stepped else vertices.copy(),
             arrays[protocol.COLOUR_MESH_TRIANGLES].astype(np.int64),
             np.repeat(colours, 3 // colours.shape[1], axis=1),
+            stepped,
         )
         mesh.check()
         return mesh
@@ -290,23 +385,26 @@ def mesh_colour_set(
     model: BandField, unit_vertices: np.ndarray, triangles: np.ndarray, colours: MeshColours
 ) -> Colours:
     """A mesh field's colours: the source's own coloured triangles where they carry no texture and take at
-    most ``OWN_TRIANGLES_SHARE`` of a colour set's bytes, else the colour set, where each coloured grid point takes the mesh's colour at
-    its nearest surface point."""
-    indices = coloured_grid_indices(model, CODES)
+    most ``OWN_TRIANGLES_SHARE`` of the field's bytes without colour, else the colour set, where each
+    coloured grid point takes the mesh's colour at its nearest surface point."""
     textured = colours.face_image is not None and bool((colours.face_image >= 0).any())
     if not textured:
         used, compact = np.unique(triangles, return_inverse=True)
         corner_colours = to_bytes(colours.corner_colors.reshape(-1, 3)).reshape(-1, 3, 3)
-        own = ColourMesh(unit_vertices[used].astype(np.float32), compact.reshape(-1, 3), corner_colours)
-        if own.stored_bytes() <= OWN_TRIANGLES_SHARE * 3 * len(indices):
-            return own
+        field_bytes = sum(array.nbytes for array in model.stored_arrays().values())
+        corners = unit_vertices[used]
+        for own in (
+            ColourMesh(corners.astype(np.float32), compact.reshape(-1, 3), corner_colours),
+            ColourMesh(on_position_steps(corners), compact.reshape(-1, 3), corner_colours, stepped=True),
+        ):
+            if own.stored_bytes() <= OWN_TRIANGLES_SHARE * field_bytes:
+                return own
+    indices = coloured_grid_indices(model, CODES)
     positions = surface_points(model, indices)
     values = np.zeros((len(positions), 3), np.uint8)
     if len(positions):
-        faces, barycentric = nearest_on_triangles(
-            np.ascontiguousarray(unit_vertices, np.float64), triangles, positions.astype(np.float64)
-        )
-        values = to_bytes(colours.at(faces, barycentric))
+        vertices = np.ascontiguousarray(unit_vertices, np.float64)
+        values = to_bytes(colours_at_nearest(vertices, triangles, positions, colours.at))
     colour_set = ColourSet(values, CODES)
     colour_set.place(positions)
     return colour_set

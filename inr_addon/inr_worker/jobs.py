@@ -325,7 +325,8 @@ def run_job(job_dir: Path) -> int:
         else:
             field = operations.load_any_field(job_dir / spec.field)
         vertices, triangles = extract(field, spec.resolution, spec.device, progress, source=source)
-        write_surface(job_dir / spec.surface, vertices, triangles, colour_field.surface_colours(field, vertices))
+        colours = colour_field.surface_colours(field, vertices)
+        write_job_surface(job_dir / spec.surface, vertices, triangles, colours)
         events.emit("done", vertices=len(vertices), triangles=len(triangles))
         return 0
     except USER_ERRORS as error:
@@ -359,8 +360,19 @@ def add_mesh_colours(
     field.info["colour_s"] = f"{time.monotonic() - started:.2f}"
 
 
-def write_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray, colours: np.ndarray | None = None) -> None:
-    """Write a surface as ``.npz`` (vertices float32, triangles int32, and colours (V, 3) float32 linear
+def add_vertex_colours(
+    field: StoredField, vertices: np.ndarray, triangles: np.ndarray, vertex_colours: np.ndarray
+) -> None:
+    """Give a mesh's field its vertex colours (V, 3), linear (a PLY's or glTF's, read by the command line)."""
+    colours = colour_field.MeshColours(corner_colors=np.asarray(vertex_colours, np.float32)[triangles])
+    unit_vertices = field.frame.to_unit(np.asarray(vertices, np.float64))
+    field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, np.asarray(triangles, np.int64), colours)
+
+
+def write_job_surface(
+    path: Path, vertices: np.ndarray, triangles: np.ndarray, colours: np.ndarray | None = None
+) -> None:
+    """Write a job's surface as ``.npz`` (vertices float32, triangles int32, and colours (V, 3) float32 linear
     where the field has colour), atomically."""
     partial = path.with_name(path.name + ".partial.npz")
     arrays = {"vertices": vertices.astype(np.float32), "triangles": triangles.astype(np.int32)}

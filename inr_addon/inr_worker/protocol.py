@@ -356,7 +356,8 @@ def _check_shapes(
         index_type, (triangles, *_) = tensors[COLOUR_MESH_TRIANGLES][:2]
         colour_shape = tensors[COLOUR_MESH_COLOURS][1] if COLOUR_MESH_COLOURS in tensors else ()
         per_triangle = colour_shape[1] if len(colour_shape) == 3 and colour_shape[1] in (1, 3) else 3  # face or corners
-        expected[COLOUR_MESH_VERTICES] = ("F32", (corners, 3))
+        position_type = tensors[COLOUR_MESH_VERTICES][0] if COLOUR_MESH_VERTICES in tensors else ""
+        expected[COLOUR_MESH_VERTICES] = (position_type if position_type in ("U16", "F32") else "U16", (corners, 3))
         expected[COLOUR_MESH_TRIANGLES] = (index_type if index_type in ("I32", "U16") else "I32", (triangles, 3))
         expected[COLOUR_MESH_COLOURS] = ("U8", (triangles, per_triangle, 3))
     if residual is not None:
