@@ -80,7 +80,17 @@ def test_scan_holes_and_an_unseen_base_are_closed():
     assert scores["iou"] > 0.95, scores
 
 
-def test_given_normals_are_used_and_a_points_field_combines_with_a_mesh_field():
+def test_walls_go_on_past_where_the_points_end():
+    rng = np.random.default_rng(0)
+    around, height = rng.uniform(0, 2 * np.pi, 20_000), rng.uniform(-0.5, 0.5, 20_000)
+    wall = np.stack([0.15 * np.cos(around), 0.15 * np.sin(around), height], 1)
+    radius, angle = 0.15 * np.sqrt(rng.uniform(size=2_000)), rng.uniform(0, 2 * np.pi, 2_000)
+    top = np.stack([radius * np.cos(angle), radius * np.sin(angle), np.full(2_000, 0.5)], 1)
+    cloud = np.concatenate([wall, top])
+    seen = cloud[cloud[:, 2] > -0.4]  # a cylinder whose lowest tenth was never scanned
+    vertices, triangles = extract(fit_points(PointSet(seen), preset="FAST"), 128)
+    assert edge_counts(triangles) == (0, 0)
+    assert vertices[:, 2].min() < seen[:, 2].min() - 0.03  # 4 cells on, not closed flat where the points end
     cloud, true_normals, vertices, triangles = sample_mesh("bunny_closed_lowres.obj", 20_000)
     prepared = points.prepare_points(PointSet(cloud, true_normals))
     assert np.allclose(prepared.normals, true_normals)

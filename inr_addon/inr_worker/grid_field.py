@@ -7,8 +7,11 @@ ones hold values only near the points (they carry detail). Value and gradient ar
 grids' values, so the eikonal and normal terms train with first-order autograd alone, on any device.
 
 Training (:func:`train_on_points`) asks: zero at the points, gradient equal to their outward normals,
-slope 1 everywhere (eikonal), and, at samples off the surface, the side that the points' winding number
-(or, next to the points, the nearest normal) gives, by at least half the distance to the nearest point.
+slope 1 everywhere (eikonal), gradient along the nearest point's normal off the surface too (fading over
+``follow_cells``: as in Screened Poisson, the walls go on across a hole or past where the points end
+instead of closing flat there), and, at samples off the surface, the side that the points' winding number
+(where it is clearly in or out) or, next to the points, the nearest normal gives, by at least half the
+distance to the nearest point.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .points import PreparedPoints
 from .protocol import DOMAIN_HALF_EXTENT
 
 INSIDE_WINDING = 0.5  # samples whose winding number exceeds this are inside
-WINDING_DOUBT = 0.2  # how sure a side must be (4 |w - INSIDE_WINDING| above this) before it counts
+WINDING_DOUBT = 0.8  # how sure a side must be (4 |w - INSIDE_WINDING| above this) before it counts
 MLS_NEIGHBOURS = 12  # points in each moving-least-squares distance
 CORNER_OFFSETS = torch.tensor([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 
@@ -46,6 +49,8 @@ class PointsTraining:
     normal_weight: float = 0.2
     eikonal_weight: float = 0.1
     side_weight: float = 1.0
+    follow_weight: float = 1.0  # gradient along the nearest point's normal, fading with the distance to it
+    follow_cells: float = 16.0  # the fade's width, in the fit's cells
 
 
 class GridLevel(nn.Module):
@@ -122,6 +127,7 @@ class SpaceSamples:
     sides: torch.Tensor  # +1 outside, -1 inside
     confidence: torch.Tensor  # 0..1
     nearest: torch.Tensor  # distance to the nearest point
+    nearest_normal: torch.Tensor  # the nearest point's normal
 
 
 def space_samples(prepared: PreparedPoints, count: int, cell: float, rng: np.random.Generator) -> SpaceSamples:
@@ -143,7 +149,8 @@ def space_samples(prepared: PreparedPoints, count: int, cell: float, rng: np.ran
     sides[far] = np.where(winding > INSIDE_WINDING, -1.0, 1.0)
     confidence[far] = np.clip(np.abs(winding - INSIDE_WINDING) * 4 - WINDING_DOUBT, 0, 1)
     as_tensor = lambda array: torch.from_numpy(np.asarray(array, np.float32))
-    return SpaceSamples(as_tensor(samples), as_tensor(sides), as_tensor(confidence), as_tensor(distance))
+    normals = as_tensor(prepared.normals[index])
+    return SpaceSamples(as_tensor(samples), as_tensor(sides), as_tensor(confidence), as_tensor(distance), normals)
 
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
@@ -167,11 +174,14 @@ class TrainingData:
         assert gradient is not None and space_gradient is not None
         margin = 0.5 * self.space.nearest[sampled].clamp(max=TRUNCATION)
         shortfall = torch.relu(margin - self.space.sides[sampled] * space_value)
+        fade = torch.exp(-(self.space.nearest[sampled] / (settings.follow_cells * self.cell)).square())
+        follow = fade * (space_gradient - self.space.nearest_normal[sampled]).square().sum(1)
         return (
             settings.zero_weight * (value / self.cell).square().mean()
             + settings.normal_weight * (gradient - self.normals[chosen]).square().sum(1).mean()
             + settings.eikonal_weight * (space_gradient.norm(dim=1) - 1).square().mean()
             + settings.side_weight * (self.space.confidence[sampled] * (shortfall / self.cell).square()).mean()
+            + settings.follow_weight * follow.mean()
         )
 
 
