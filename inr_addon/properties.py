@@ -38,7 +38,7 @@ SURFACE_ITEMS = [(name, label, description) for name, label, description in prot
 def surface_property() -> bpy.props.EnumProperty:
     return bpy.props.EnumProperty(
         name="Surface",
-        description="The new surface's faces: triangles (marching cubes) or quads (its dual, sharp edges kept)",
+        description="The new surface's faces: triangles, or quads that keep sharp edges (for sculpting and subdivision)",
         items=SURFACE_ITEMS,
         default="TRIANGLES",
     )

@@ -165,3 +165,41 @@ def test_cli_writes_quads_as_quads(tmp_path):
     refused = run_cli("extract", str(tmp_path / "f.safetensors"), "--out", str(out), "--surface", "pentagons")
     assert refused.returncode != 0
     assert "PENTAGONS" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def blender_check(bpy, obj) -> dict[str, float]:
+    """Quad share and, from bmesh, boundary and non-manifold edges and vertices of a Blender mesh."""
+    import bmesh
+
+    mesh = obj.data
+    sizes = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("loop_total", sizes)
+    graph = bmesh.new()
+    graph.from_mesh(mesh)
+    try:
+        return {
+            "quad_share": float((sizes == 4).mean()),
+            "boundary_edges": sum(edge.is_boundary for edge in graph.edges),
+            "nonmanifold_edges": sum(not edge.is_manifold for edge in graph.edges),
+            "nonmanifold_vertices": sum(not vertex.is_manifold for vertex in graph.verts),
+        }
+    finally:
+        graph.free()
+
+
+def test_fit_and_re_extract_quads_in_blender(scene):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.obj_import(filepath=str(MESHES / "bunny_closed_lowres.obj"))
+    assert bpy.ops.inr.fit_mesh(resolution=48, preset="FAST", surface="QUADS") == {"FINISHED"}
+    result = bpy.context.active_object
+    checked = blender_check(bpy, result)
+    assert checked["quad_share"] >= 0.95
+    assert checked["boundary_edges"] == checked["nonmanifold_edges"] == checked["nonmanifold_vertices"] == 0
+    assert bpy.ops.inr.extract_mesh(resolution=64, surface="QUADS") == {"FINISHED"}
+    checked = blender_check(bpy, result)
+    assert checked["quad_share"] >= 0.95 and checked["nonmanifold_vertices"] == 0
+    assert bpy.ops.inr.extract_mesh(resolution=64) == {"FINISHED"}  # triangles stay the default
+    assert blender_check(bpy, result)["quad_share"] == 0.0
+    with pytest.raises(TypeError, match="PENTAGONS"):
+        bpy.ops.inr.extract_mesh(resolution=64, surface="PENTAGONS")
+    assert blender_check(bpy, result)["quad_share"] == 0.0  # left as it was

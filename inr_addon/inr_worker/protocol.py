@@ -50,12 +50,12 @@ PRESETS: tuple[tuple[str, str, str], ...] = (
 PRESET_NAMES = tuple(name for name, _, _ in PRESETS)
 DEVICES = ("AUTO", "CPU", "CUDA", "MPS")
 MIN_RESOLUTION = 16
-SURFACES: tuple[tuple[str, str, str], ...] = (
-    ("TRIANGLES", "Triangles", "Marching cubes: triangles, vertices on the surface"),
+SURFACES: tuple[tuple[str, str, str], ...] = (  # worker: TRIANGLES is marching cubes, QUADS its dual
+    ("TRIANGLES", "Triangles", "Triangles, with vertices on the surface"),
     (
         "QUADS",
         "Quads",
-        "Dual of marching cubes: quads (a few triangles where the surface folds inside a cell), sharp edges kept",
+        "Quads (a few triangles where the surface turns tightly), sharp edges kept: for sculpting and subdivision",
     ),
 )
 SURFACE_NAMES = tuple(name for name, _, _ in SURFACES)

@@ -74,9 +74,12 @@ def patches(triangles: np.ndarray, cells: np.ndarray, successor: np.ndarray) -> 
     return labels.astype(np.int64)
 
 
-def dual_faces(triangles: np.ndarray, patch: np.ndarray, successor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dual_faces(
+    triangles: np.ndarray, patch: np.ndarray, successor: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One face per marching-cubes vertex over the patches its fan passes through, in fan order: quads
-    (Q, 4) and triangles (F, 3) of patch numbers; a fan through more than four patches gives a fan of triangles."""
+    (Q, 4) and triangles (F, 3) of patch numbers, and each quad's marching-cubes vertex (Q,); a fan through
+    more than four patches gives a fan of triangles."""
     corner_patch = np.repeat(patch, 3)
     predecessor = np.empty_like(successor)
     predecessor[successor] = np.arange(len(successor))
@@ -106,7 +109,8 @@ def dual_faces(triangles: np.ndarray, patch: np.ndarray, successor: np.ndarray) 
             continue
         polygon = np.stack([corner_patch[c] for c in ring[:k]], 1)[counts == k]
         fans.extend(polygon[:, [0, i, i + 1]] for i in range(1, k - 1))
-    return quads.astype(np.int64), np.concatenate(fans).astype(np.int64)
+    quad_vertices = vertex[first_of_vertex][counts == 4]
+    return quads.astype(np.int64), np.concatenate(fans).astype(np.int64), quad_vertices
 
 
 def place_vertices(
@@ -156,8 +160,59 @@ def quad_surface(
     cells = triangle_cells(vertices, triangles, origin, cell)
     successor = _corner_successors(triangles, len(vertices))
     patch = patches(triangles, cells, successor)
-    quads, fans = dual_faces(triangles, patch, successor)
-    return place_vertices(vertices, triangles, patch, cells, origin, cell, gradient), quads, fans
+    quads, fans, quad_vertices = dual_faces(triangles, patch, successor)
+    placed = place_vertices(vertices, triangles, patch, cells, origin, cell, gradient)
+    return separate_double_edges(placed, quads, fans, quad_vertices, vertices, triangles)
+
+
+def separate_double_edges(
+    placed: np.ndarray,
+    quads: np.ndarray,
+    fans: np.ndarray,
+    quad_vertices: np.ndarray,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where two patches meet across two separate marching-cubes edges (both cells take both pieces of an
+    ambiguous face's contour), their dual edge would be shared by four quads. Each of the two meetings gets a
+    vertex of its own on that edge, at the middle of its marching-cubes edge, and its two quads become fans
+    of three triangles around it (dual contouring's non-manifold edge, split)."""
+    sides = np.sort(np.concatenate([quads[:, [i, (i + 1) % 4]] for i in range(4)]), 1)
+    keys = sides[:, 0] * len(placed) + sides[:, 1]
+    _, inverse, uses = np.unique(keys, return_inverse=True, return_counts=True)
+    crowded = np.flatnonzero(uses[inverse] > 2)
+    if not len(crowded):
+        return placed, quads, fans
+    mc_edges = {
+        tuple(sorted(pair))
+        for pair in np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]).tolist()
+    }
+    new_positions: list[np.ndarray] = []
+    new_triangles: list[tuple[int, int, int]] = []
+    dropped: set[int] = set()
+    for key in np.unique(keys[crowded]):
+        faces = np.unique(crowded[keys[crowded] == key] % len(quads))
+        low, high = divmod(int(key), len(placed))
+        remaining = list(faces)
+        while len(remaining) >= 2:
+            first = remaining.pop(0)
+            partner = next(
+                (f for f in remaining if tuple(sorted((quad_vertices[first], quad_vertices[f]))) in mc_edges), None
+            )
+            if partner is None:
+                break
+            remaining.remove(partner)
+            middle = len(placed) + len(new_positions)
+            new_positions.append((vertices[quad_vertices[first]] + vertices[quad_vertices[partner]]) / 2)
+            for face in (first, partner):
+                ring = quads[face].tolist()
+                at = next(i for i in range(4) if {ring[i], ring[(i + 1) % 4]} == {low, high})
+                ring = ring[at + 1 :] + ring[: at + 1]  # the shared side runs from ring[3] to ring[0]
+                new_triangles += [(middle, ring[0], ring[1]), (middle, ring[1], ring[2]), (middle, ring[2], ring[3])]
+                dropped.add(int(face))
+    kept = np.setdiff1d(np.arange(len(quads)), np.fromiter(dropped, np.int64, len(dropped)))
+    positions = np.concatenate([placed, np.reshape(new_positions, (-1, 3))])
+    return positions, quads[kept], np.concatenate([fans, np.reshape(new_triangles, (-1, 3))]).astype(np.int64)
 
 
 def split_quads(quads: np.ndarray, triangles: np.ndarray) -> np.ndarray:
