@@ -224,4 +224,5 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         select_only(context, result)
         names = getattr(self, "_fitted_names", [source.name])
         fitted = f"Fit {source.name}" if len(names) == 1 else f"Fitted {len(names)} objects as one: {', '.join(names)}"
-        self.report({"INFO"}, f"{fitted}; {result.name} has {len(vertices)} vertices, {len(triangles)} triangles")
+        faces = "faces" if triangles.shape[1] == 4 else "triangles"
+        self.report({"INFO"}, f"{fitted}; {result.name} has {len(vertices)} vertices, {len(triangles)} {faces}")
