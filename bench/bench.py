@@ -124,13 +124,14 @@ def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
             result = timed(rows, row, baselines.watertight, *reference, resolution)
             row.update(baselines.scores(reference, result))
             print(row, flush=True)
-    for preset in args.presets:
+    for preset, surface in ((preset, surface) for preset in args.presets for surface in args.surfaces):
+        method = f"field {preset}" + (" quads" if surface == "QUADS" else "")
         for obj in list(bpy.context.selected_objects):
             obj.select_set(False)
         source.select_set(True)
         bpy.context.view_layer.objects.active = source
-        row = {"mesh": name, "method": f"field {preset}", "resolution": FIT_RESOLUTION, "step": "fit"}
-        timed(rows, row, bpy.ops.inr.fit_mesh, resolution=FIT_RESOLUTION, preset=preset)
+        row = {"mesh": name, "method": method, "resolution": FIT_RESOLUTION, "step": "fit"}
+        timed(rows, row, bpy.ops.inr.fit_mesh, resolution=FIT_RESOLUTION, preset=preset, surface=surface)
         result = bpy.context.active_object
         field = result["_inr_field"]
         info = read_safetensors(field)[1]
@@ -142,20 +143,28 @@ def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
         row.update(fitted, **baselines.scores(reference, mesh_arrays(result)), **baselines.face_stats(result))
         print(row, flush=True)
         for resolution in (r for r in args.resolutions if r != FIT_RESOLUTION):
-            again = {"mesh": name, "method": f"field {preset}", "resolution": resolution, "step": "re-extract"}
-            timed(rows, again, bpy.ops.inr.extract_mesh, resolution=resolution)
+            again = {"mesh": name, "method": method, "resolution": resolution, "step": "re-extract"}
+            timed(rows, again, bpy.ops.inr.extract_mesh, resolution=resolution, surface=surface)
             again.update(field_bytes=len(field), **baselines.scores(reference, mesh_arrays(result)))
             print(again, flush=True)
         # the same resolution again from the field alone: its vertices go onto the field's zero level
-        alone = {"mesh": name, "method": f"field {preset}", "resolution": FIT_RESOLUTION, "step": "re-extract"}
-        timed(rows, alone, bpy.ops.inr.extract_mesh, resolution=FIT_RESOLUTION)
+        alone = {"mesh": name, "method": method, "resolution": FIT_RESOLUTION, "step": "re-extract"}
+        timed(rows, alone, bpy.ops.inr.extract_mesh, resolution=FIT_RESOLUTION, surface=surface)
         alone.update(field_bytes=len(field), **baselines.scores(reference, mesh_arrays(result)))
         alone.update(baselines.face_stats(result))
         print(alone, flush=True)
         if preset == "BALANCED":
-            sheet["neural field"] = result
+            sheet["neural field" + (" quads" if surface == "QUADS" else "")] = result
         else:
             bpy.data.objects.remove(result)
+    if "neural field quads" in sheet and OPERATOR in sheet:  # triangles, quads and Voxel Remesh side by side
+        shown = [key for key in ("neural field", "neural field quads", OPERATOR) if key in sheet]
+        report.contact_sheet(
+            bpy,
+            [sheet.pop(key) if key != OPERATOR else sheet[key] for key in shown],
+            [{"neural field": "ours, triangles", "neural field quads": "ours, quads"}.get(key, key) for key in shown],
+            args.out / f"quads_{Path(name).stem}.png",
+        )
     if len(sheet) == 4:
         report.contact_sheet(
             bpy,
@@ -226,6 +235,13 @@ def main() -> None:
     parser.add_argument("--meshes", nargs="+")
     parser.add_argument("--presets", nargs="+", choices=PRESETS)
     parser.add_argument("--resolutions", nargs="+", type=int)
+    parser.add_argument(
+        "--surfaces",
+        nargs="+",
+        choices=["TRIANGLES", "QUADS"],
+        default=["TRIANGLES"],
+        help="Blender mode: our surfaces",
+    )
     parser.add_argument("--floor-max", type=int, default=512, help="largest resolution with an exact-SDF floor row")
     parser.add_argument("--floor-cache", type=Path, help="JSON of floor rows to reuse and extend")
     parser.add_argument("--watertight-max", type=int, default=512, help="largest resolution for make_mesh_watertight")
@@ -259,6 +275,8 @@ def main() -> None:
             *args.presets,
             "--resolutions",
             *map(str, args.resolutions),
+            "--surfaces",
+            *args.surfaces,
             "--floor-max",
             str(args.floor_max),
             "--watertight-max",

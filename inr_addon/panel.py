@@ -24,6 +24,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
         column = layout.column()
         column.prop(settings, "preset")
         column.prop(settings, "resolution")
+        column.prop(settings, "surface")
         column.prop(settings, "learned")
 
         job = runner.running(active.name) if active is not None else None
@@ -35,7 +36,8 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
                 draw_fit(layout, context, settings)
             row = layout.row()
             row.enabled = field_store.has_field(active)
-            row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH").resolution = settings.resolution
+            extract = row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH")
+            extract.resolution, extract.surface = settings.resolution, settings.surface
             if field_store.has_field(active):
                 draw_size_hint(layout, size_hint([active], settings.resolution), "Re-extract")
             else:
@@ -70,7 +72,7 @@ def draw_fit(layout: bpy.types.UILayout, context: bpy.types.Context, settings: p
     text = f"Fit {len(others) + 1} Objects as One" if others else "Fit"
     fit = layout.operator("inr.fit_mesh", text=text, icon="MESH_MONKEY")
     fit.preset, fit.resolution, fit.selection = settings.preset, settings.resolution, settings.selection
-    fit.learned = settings.learned
+    fit.learned, fit.surface = settings.learned, settings.surface
     if others:
         layout.label(text=", ".join(obj.name for obj in [source, *others]))
     if not field_store.has_field(source):
@@ -117,6 +119,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         layout = self.layout
         settings = properties.modelling_settings(context.scene)
         resolution = properties.scene_settings(context.scene).resolution
+        surface = properties.scene_settings(context.scene).surface
         active = context.active_object
         busy = active is not None and runner.running(active.name) is not None
 
@@ -130,6 +133,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         row.enabled = reasons["combine"] is None
         combine = row.operator("inr.combine", icon="MOD_BOOLEAN")
         combine.operation, combine.blend, combine.resolution = settings.operation, settings.blend, resolution
+        combine.surface = surface
         draw_reason(column, reasons["combine"])
 
         column = layout.column(align=True)
@@ -140,6 +144,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         row.enabled = reasons["offset"] is None
         offset = row.operator("inr.offset", icon="MOD_SOLIDIFY")
         offset.distance, offset.shell, offset.resolution = settings.distance, settings.shell, resolution
+        offset.surface = surface
         draw_reason(column, reasons["offset"])
 
         column = layout.column(align=True)
@@ -148,7 +153,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         row = column.row()
         row.enabled = reasons["morph"] is None
         morph = row.operator("inr.morph", icon="MOD_SIMPLEDEFORM")
-        morph.factor, morph.resolution = settings.factor, resolution
+        morph.factor, morph.resolution, morph.surface = settings.factor, resolution, surface
         draw_reason(column, reasons["morph"])
 
         if field_store.is_morph(active):
@@ -157,7 +162,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
             row = box.row()
             row.enabled = not busy
             extract = row.operator("inr.extract_mesh", text="Re-extract at this factor", icon="FILE_REFRESH")
-            extract.resolution = resolution
+            extract.resolution, extract.surface = resolution, surface
         layout.label(text="Fillet radius, distance and shell reach a tenth of a shape's size", icon="INFO")
 
 

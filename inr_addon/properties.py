@@ -32,6 +32,18 @@ def preset_property() -> bpy.props.EnumProperty:
     )
 
 
+SURFACE_ITEMS = [(name, label, description) for name, label, description in protocol.SURFACES]
+
+
+def surface_property() -> bpy.props.EnumProperty:
+    return bpy.props.EnumProperty(
+        name="Surface",
+        description="The new surface's faces: triangles, or quads that keep sharp edges (for sculpting and subdivision)",
+        items=SURFACE_ITEMS,
+        default="TRIANGLES",
+    )
+
+
 SELECTION_ITEMS = [
     (
         "SELECTED",
@@ -63,6 +75,7 @@ def learned_property() -> bpy.props.BoolProperty:
 class INR_SceneSettings(bpy.types.PropertyGroup):
     preset: preset_property()
     resolution: resolution_property()
+    surface: surface_property()
     selection: selection_property()
     learned: learned_property()
 

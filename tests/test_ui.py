@@ -67,7 +67,7 @@ def test_a_mesh_then_several_selected(scene):
     bpy = pytest.importorskip("bpy")
     bpy.ops.mesh.primitive_monkey_add()
     settings = scene.inr_settings
-    settings.preset, settings.resolution, settings.learned = "FAST", 64, True
+    settings.preset, settings.resolution, settings.learned, settings.surface = "FAST", 64, True, "QUADS"
     panel = draw_everything(bpy)
     (fit,) = panel.operators("inr.fit_mesh")
     assert fit.enabled and fit.properties == {
@@ -75,8 +75,11 @@ def test_a_mesh_then_several_selected(scene):
         "resolution": 64,
         "selection": "SELECTED",
         "learned": True,
+        "surface": "QUADS",
     }
-    assert [item.args["property"] for item in panel.of("prop")][:3] == ["preset", "resolution", "learned"]
+    properties = ["preset", "resolution", "surface", "learned"]
+    assert [item.args["property"] for item in panel.of("prop")][:4] == properties
+    assert all(button.properties["surface"] == "QUADS" for button in panel.operators("inr.extract_mesh"))
     assert not any(button.enabled for button in panel.operators("inr.extract_mesh"))
 
     bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))

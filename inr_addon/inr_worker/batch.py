@@ -29,7 +29,7 @@ import ray
 import torch
 import tqdm
 
-from . import colour_field
+from . import colour_field, quad_surface
 from .field_file import load_field, save_field
 from .jobs import USER_ERRORS, add_vertex_colours, extract, fit, fit_points
 from .points import PointSet, _read_ply, is_point_file, read_points
@@ -60,6 +60,7 @@ class BatchConfig:
     device: str = "AUTO"
     learned: bool = False  # meshes: train a residual on top of the band (learned_band)
     surface_format: str = "obj"
+    surface: str = "TRIANGLES"  # or "QUADS" (protocol.SURFACE_NAMES)
     score: bool = False
     score_samples: int = 100_000
 
@@ -222,11 +223,11 @@ def score_surface(
 
 
 def _encode_surface(
-    vertices: np.ndarray, triangles: np.ndarray, surface_format: str, colours: np.ndarray | None = None
+    vertices: np.ndarray, faces: np.ndarray, surface_format: str, colours: np.ndarray | None = None
 ) -> bytes:
     with tempfile.TemporaryDirectory(prefix="inr_batch_") as folder:
         path = Path(folder) / f"surface.{surface_format}"
-        write_surface(path, vertices, triangles, colours)
+        write_surface(path, vertices, faces, colours)
         return path.read_bytes()
 
 
@@ -284,15 +285,18 @@ def process_mesh(
         row["surfaces"] = []
         for resolution in resolutions:
             extract_start = time.monotonic()
-            surface = extract(field, resolution, config.device)
-            surface_colours = colour_field.surface_colours(field, surface[0])
-            files[resolution] = _encode_surface(*surface, config.surface_format, surface_colours)
+            surface_vertices, faces = extract(field, resolution, config.device, surface=config.surface)
+            surface = (surface_vertices, quad_surface.triangulated(faces))
+            surface_colours = colour_field.surface_colours(field, surface_vertices)
+            files[resolution] = _encode_surface(surface_vertices, faces, config.surface_format, surface_colours)
             boundary, nonmanifold = edge_counts(surface[1])
+            quads = int((faces[:, 3] >= 0).sum()) if faces.shape[1] == 4 else 0
             entry = {
                 "resolution": resolution,
                 "extract_s": round(time.monotonic() - extract_start, 3),
-                "vertices": len(surface[0]),
-                "triangles": len(surface[1]),
+                "vertices": len(surface_vertices),
+                "triangles": len(faces) - quads,
+                **({"quads": quads} if config.surface == "QUADS" else {}),
                 "boundary_edges": boundary,
                 "nonmanifold_edges": nonmanifold,
             }

@@ -115,11 +115,13 @@ def _command_extract(args: argparse.Namespace) -> None:
 def _extract_to(field, args: argparse.Namespace, source: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Extract ``field`` to ``args.out``; with ``source``, the mesh it was fitted to, onto that mesh."""
     started = time.monotonic()
-    vertices, triangles = extract(field, args.resolution, args.device, TerminalProgress(), source=source)
-    write_surface(args.out, vertices, triangles, surface_colours(field, vertices))
+    vertices, faces = extract(
+        field, args.resolution, args.device, TerminalProgress(), source=source, surface=args.surface
+    )
+    write_surface(args.out, vertices, faces, surface_colours(field, vertices))
+    kind = "triangles" if faces.shape[1] == 3 else "faces"
     print(
-        f"{len(vertices)} vertices, {len(triangles)} triangles written to {args.out} "
-        f"({time.monotonic() - started:.1f} s)",
+        f"{len(vertices)} vertices, {len(faces)} {kind} written to {args.out} ({time.monotonic() - started:.1f} s)",
         file=sys.stderr,
     )
 
@@ -154,6 +156,7 @@ def _command_batch(args: argparse.Namespace) -> None:
         device=args.device,
         learned=args.learned,
         surface_format=args.format,
+        surface=args.surface,
         score=args.score,
         score_samples=args.score_samples,
     )
@@ -175,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     device: dict[str, Any] = {"choices": protocol.DEVICES, "default": "AUTO", "help": "compute device (default AUTO)"}
+    surface: dict[str, Any] = {
+        "type": str.upper,
+        "choices": protocol.SURFACE_NAMES,
+        "default": "TRIANGLES",
+        "help": "triangles (marching cubes, default) or quads (its dual, sharp edges kept)",
+    }
 
     fit_parser = commands.add_parser(
         "fit", help="fit a field to a mesh (OBJ, PLY, OFF, STL) or to points (XYZ, PTS, or a PLY/OBJ without faces)"
@@ -191,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit_parser.add_argument("--out", type=Path, help="also extract the surface to this mesh file")
     fit_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
+    fit_parser.add_argument("--surface", **surface)
     fit_parser.add_argument("--device", **device)
     fit_parser.set_defaults(run=_command_fit)
 
@@ -200,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract_parser.add_argument("field", type=Path)
     extract_parser.add_argument("--out", type=Path, required=True, help="mesh file to write (.obj, .ply, ...)")
     extract_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
+    extract_parser.add_argument("--surface", **surface)
     extract_parser.add_argument("--device", **device)
     extract_parser.set_defaults(run=_command_extract)
 
@@ -229,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch_parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
     batch_parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) a mesh")
     batch_parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs a mesh (e.g. 1, or 0.5 to share)")
+    batch_parser.add_argument("--surface", **surface)
     batch_parser.add_argument("--device", **device)
     batch_parser.set_defaults(run=_command_batch)
 

@@ -256,6 +256,13 @@ class _Chunk:
         return keys, positions, triangles  # triangles index this chunk's vertices
 
 
+def grid_frame(model: DistanceField, low: np.ndarray, high: np.ndarray, resolution: int) -> tuple[np.ndarray, float]:
+    """The origin (3,) and cell of the grid that :func:`extract_surface` meshes on: grid point (i, j, k) lies at
+    ``origin + (i, j, k) * cell``."""
+    lattice = _lattice(model, low, high, resolution, torch.device("cpu"))
+    return lattice.origin, lattice.cell
+
+
 def _coarse_values(lattice: _Lattice) -> np.ndarray:
     """Field values at the corners of all coarsest blocks: ``(cells / block + 1)`` per axis."""
     shape = tuple(int(n) for n in lattice.cells // lattice.block + 1)

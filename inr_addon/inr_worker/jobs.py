@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import colour_field, operations, protocol
+from . import colour_field, operations, protocol, quad_surface
 from .band_field import BandField
-from .extract import NoSurfaceError, extract_surface
+from .extract import NoSurfaceError, extract_surface, grid_frame
 from .field_file import StoredField, save_field
 from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
@@ -25,7 +25,7 @@ from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .surface_projection import FieldProjection, SourceProjection, settle
+from .surface_projection import RELAX_WEIGHT, FieldProjection, SourceProjection, settle
 from .train import LEARNED_PRESETS, POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
@@ -209,11 +209,13 @@ def extract(
     progress: Progress | None = None,
     memory_limit: int | None = None,
     source: tuple[np.ndarray, np.ndarray] | None = None,
+    surface: str = "TRIANGLES",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The surface of a fitted or a composite field at ``resolution`` cells along the longest side, in its
     object's coordinates. With ``source``, the mesh that the field was fitted to (vertices, triangles in
     the same coordinates), the vertices go onto it where it bounds the solid; without, onto the field's
-    zero level (``surface_projection``).
+    zero level (``surface_projection``). ``surface``: ``"TRIANGLES"`` (marching cubes; faces (T, 3)) or
+    ``"QUADS"`` (its dual, ``quad_surface``; faces (F, 4), where a triangle's fourth index is -1).
 
     Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
     bytes (default: the memory free now); for a composite, OperationError where nothing is left."""
@@ -240,16 +242,26 @@ def extract(
         vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
     elif field.info.get("source") == "POINTS":  # a scan's stray points can leave specks beside the solid
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
+    faces, relax = triangles, RELAX_WEIGHT
+    if surface == "QUADS":  # the dual's vertices are evenly spread and on sharp edges already: no smoothing
+        relax = 0.0
+        progress.stage("quads", f"dual of {len(triangles)} triangles")
+        origin, cell = grid_frame(field.model, field.low, field.high, resolution)
+        gradient = quad_surface.field_gradient(field.model, cell, torch_device)
+        vertices, quads, fans = quad_surface.quad_surface(vertices, triangles, origin, cell, gradient)
+        faces, triangles = quad_surface.as_faces(quads, fans), quad_surface.split_quads(quads, fans)
     if composite is None and len(vertices) <= PROJECTION_MAX_VERTICES:  # else as marching cubes puts them
         cell = 1 / resolution
         if source is not None:
             progress.stage("projecting", f"{len(vertices)} vertices onto the source")
             to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
-            vertices = settle(vertices, triangles, to_source, cell, to_source.onto_creases)
+            vertices = settle(vertices, triangles, to_source, cell, to_source.onto_creases, relax)
         else:
             progress.stage("projecting", f"{len(vertices)} vertices onto the field's zero level")
-            vertices = settle(vertices, triangles, FieldProjection(field.model, cell, torch_device), cell)
-    return field.frame.from_unit(vertices), triangles
+            vertices = settle(vertices, triangles, FieldProjection(field.model, cell, torch_device), cell, relax=relax)
+    if surface == "QUADS":
+        faces = quad_surface.surface_diagonals_first(vertices, faces, field.model, torch_device)
+    return field.frame.from_unit(vertices), faces
 
 
 def warm_up() -> None:
@@ -324,10 +336,11 @@ def run_job(job_dir: Path) -> int:
             field = operations.operate_job(job_dir, spec)
         else:
             field = operations.load_any_field(job_dir / spec.field)
-        vertices, triangles = extract(field, spec.resolution, spec.device, progress, source=source)
-        colours = colour_field.surface_colours(field, vertices)
-        write_job_surface(job_dir / spec.surface, vertices, triangles, colours)
-        events.emit("done", vertices=len(vertices), triangles=len(triangles))
+        vertices, faces = extract(
+            field, spec.resolution, spec.device, progress, source=source, surface=spec.surface_kind
+        )
+        write_job_surface(job_dir / spec.surface, vertices, faces, colour_field.surface_colours(field, vertices))
+        events.emit("done", vertices=len(vertices), faces=len(faces))
         return 0
     except USER_ERRORS as error:
         events.emit("error", message=str(error))
@@ -369,13 +382,17 @@ def add_vertex_colours(
     field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, np.asarray(triangles, np.int64), colours)
 
 
-def write_job_surface(
-    path: Path, vertices: np.ndarray, triangles: np.ndarray, colours: np.ndarray | None = None
-) -> None:
-    """Write a job's surface as ``.npz`` (vertices float32, triangles int32, and colours (V, 3) float32 linear
-    where the field has colour), atomically."""
+def write_job_surface(path: Path, vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray | None = None) -> None:
+    """Write a job's surface as ``.npz`` (vertices float32, triangles int32, quads int32 where ``faces`` has
+    four columns (a -1 fourth index marks a triangle), and colours (V, 3) float32 linear where the field has
+    colour), atomically."""
     partial = path.with_name(path.name + ".partial.npz")
-    arrays = {"vertices": vertices.astype(np.float32), "triangles": triangles.astype(np.int32)}
+    arrays = {"vertices": vertices.astype(np.float32)}
+    if faces.shape[1] == 4:
+        is_triangle = faces[:, 3] < 0
+        arrays["quads"] = faces[~is_triangle].astype(np.int32)
+        faces = faces[is_triangle, :3]
+    arrays["triangles"] = faces.astype(np.int32)
     if colours is not None:
         arrays["colors"] = np.asarray(colours, np.float32)
     np.savez(partial, **arrays)

@@ -50,6 +50,15 @@ PRESETS: tuple[tuple[str, str, str], ...] = (
 PRESET_NAMES = tuple(name for name, _, _ in PRESETS)
 DEVICES = ("AUTO", "CPU", "CUDA", "MPS")
 MIN_RESOLUTION = 16
+SURFACES: tuple[tuple[str, str, str], ...] = (  # worker: TRIANGLES is marching cubes, QUADS its dual
+    ("TRIANGLES", "Triangles", "Triangles, with vertices on the surface"),
+    (
+        "QUADS",
+        "Quads",
+        "Quads (a few triangles where the surface turns tightly), sharp edges kept: for sculpting and subdivision",
+    ),
+)
+SURFACE_NAMES = tuple(name for name, _, _ in SURFACES)
 MAX_RESOLUTION = 2048
 
 JOB_FILE = "job.json"
@@ -90,6 +99,7 @@ class JobSpec:
     points: str = POINTS_FILE
     field: str = FIELD_FILE
     surface: str = SURFACE_FILE
+    surface_kind: str = "TRIANGLES"  # one of SURFACE_NAMES: the extracted surface's faces
     seed: int = 0
     steps: int = 0  # 0: the preset's own number of steps
     learned: bool = False  # fit: train a residual on top of the stored band (inr_worker.learned_band)
@@ -119,6 +129,8 @@ class JobSpec:
             raise ProtocolError(f"image size {self.width}x{self.height} is outside 1..{MAX_IMAGE_SIDE}")
         if self.preset not in PRESET_NAMES:
             raise ProtocolError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESET_NAMES)}")
+        if self.surface_kind not in SURFACE_NAMES:
+            raise ProtocolError(f"unknown surface {self.surface_kind!r}; expected one of {', '.join(SURFACE_NAMES)}")
         if self.device not in DEVICES:
             raise ProtocolError(f"unknown device {self.device!r}; expected one of {', '.join(DEVICES)}")
         if self.task not in IMAGE_TASKS and not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:

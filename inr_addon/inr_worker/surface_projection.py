@@ -182,12 +182,14 @@ def settle(
     project: Projector,
     cell: float,
     creases: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    relax: float = RELAX_WEIGHT,
 ) -> np.ndarray:
     """The vertices spread along the surface and moved onto it by ``project``, then (with ``creases``,
     points -> (targets, ok)) onto sharp edges; see the module's doc.
 
     ``vertices`` (V, 3) and ``triangles`` (T, 3), outward-wound, as the extractor gives them; ``cell``
-    the grid's cell. Returns new vertices (V, 3); the triangles are unchanged.
+    the grid's cell; ``relax`` the share of the way to the neighbours' mean moved each round (0: projections
+    only, for vertices that are evenly spread already). Returns new vertices (V, 3); the triangles are unchanged.
     """
     start = np.asarray(vertices, dtype=np.float64)
     if not len(triangles):
@@ -198,7 +200,7 @@ def settle(
     for _ in range(RELAX_ROUNDS):
         pull = neighbours @ current - current
         pull -= np.einsum("ij,ij->i", pull, normals)[:, None] * normals
-        targets, ok = project(current + RELAX_WEIGHT * pull, normals)
+        targets, ok = project(current + relax * pull, normals)
         current = np.where(ok[:, None], targets, start)
     if creases is not None:  # only vertices that went onto the surface go on to its creases
         crease_points, near_crease = creases(current)

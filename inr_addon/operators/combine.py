@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import runner
-from ..properties import blend_property, operation_property, resolution_property
+from ..properties import blend_property, operation_property, resolution_property, surface_property
 from .modelling_job import ModellingJobOperator, field_inputs
 
 
@@ -21,6 +21,7 @@ class INR_OT_combine(ModellingJobOperator, bpy.types.Operator):
     operation: operation_property()
     blend: blend_property()
     resolution: resolution_property()
+    surface: surface_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

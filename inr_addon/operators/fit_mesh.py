@@ -9,7 +9,7 @@ import numpy as np
 from .. import colour_data, field_store, mesh_data, point_data, runner
 from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
-from ..properties import learned_property, preset_property, resolution_property, selection_property
+from ..properties import learned_property, preset_property, resolution_property, selection_property, surface_property
 from .job_operator import (
     WorkerJobOperator,
     jobs_root,
@@ -146,6 +146,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
     action = "Fit"
 
     resolution: resolution_property()
+    surface: surface_property()
     preset: preset_property()
     steps: bpy.props.IntProperty(
         name="Refinement Steps",
@@ -196,6 +197,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         spec = protocol.JobSpec(
             task=task,
             resolution=self.resolution,
+            surface_kind=self.surface,
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,
@@ -222,4 +224,5 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
         select_only(context, result)
         names = getattr(self, "_fitted_names", [source.name])
         fitted = f"Fit {source.name}" if len(names) == 1 else f"Fitted {len(names)} objects as one: {', '.join(names)}"
-        self.report({"INFO"}, f"{fitted}; {result.name} has {len(vertices)} vertices, {len(triangles)} triangles")
+        faces = "faces" if triangles.shape[1] == 4 else "triangles"
+        self.report({"INFO"}, f"{fitted}; {result.name} has {len(vertices)} vertices, {len(triangles)} {faces}")

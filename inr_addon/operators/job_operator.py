@@ -34,9 +34,14 @@ def redraw_sidebars(context: bpy.types.Context) -> None:
 
 
 def read_surface(job: runner.WorkerJob) -> tuple[np.ndarray, np.ndarray]:
-    """The vertices and triangles that the job's worker wrote."""
+    """The vertices and faces that the job's worker wrote: triangles (F, 3), or, where it wrote quads, quads
+    and triangles as (F, 4) with a -1 fourth index on each triangle (see ``mesh_data.fill_mesh``)."""
     with np.load(job.directory / protocol.SURFACE_FILE) as surface:
-        return surface["vertices"], surface["triangles"]
+        vertices, triangles = surface["vertices"], surface["triangles"]
+        if "quads" not in surface.files:
+            return vertices, triangles
+        padded = np.concatenate([triangles, np.full((len(triangles), 1), -1, triangles.dtype)], 1)
+        return vertices, np.concatenate([surface["quads"], padded])
 
 
 def read_surface_colors(job: runner.WorkerJob, vertex_count: int) -> np.ndarray | None:

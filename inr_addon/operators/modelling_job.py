@@ -52,6 +52,7 @@ class ModellingJobOperator(WorkerJobOperator):
         raise NotImplementedError
 
     resolution: int  # each operator declares it as a Blender property
+    surface: str  # likewise
 
     def settings(self) -> dict:
         raise NotImplementedError
@@ -75,6 +76,7 @@ class ModellingJobOperator(WorkerJobOperator):
         spec = protocol.JobSpec(
             task="operate",
             resolution=self.resolution,
+            surface_kind=self.surface,
             device=get_preferences(context).device,
             operation={**self.settings(), "inputs": list(files), "placements": placements},
         )

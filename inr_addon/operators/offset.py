@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import runner
-from ..properties import distance_property, resolution_property, shell_property
+from ..properties import distance_property, resolution_property, shell_property, surface_property
 from .modelling_job import ModellingJobOperator, field_inputs
 
 
@@ -21,6 +21,7 @@ class INR_OT_offset(ModellingJobOperator, bpy.types.Operator):
     distance: distance_property()
     shell: shell_property()
     resolution: resolution_property()
+    surface: surface_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
