@@ -203,3 +203,32 @@ def test_fit_and_re_extract_quads_in_blender(scene):
     with pytest.raises(TypeError, match="PENTAGONS"):
         bpy.ops.inr.extract_mesh(resolution=64, surface="PENTAGONS")
     assert blender_check(bpy, result)["quad_share"] == 0.0  # left as it was
+
+
+def test_combine_and_offset_make_quads(scene):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.obj_import(filepath=str(MESHES / "bunny_closed_lowres.obj"))
+    source = bpy.context.active_object
+    assert bpy.ops.inr.fit_mesh(resolution=40, preset="FAST") == {"FINISHED"}
+    first = bpy.context.active_object
+    source.select_set(True)
+    bpy.context.view_layer.objects.active = source
+    for obj in list(bpy.context.selected_objects):
+        obj.select_set(obj == source)
+    assert bpy.ops.inr.fit_mesh(resolution=40, preset="FAST") == {"FINISHED"}
+    second = bpy.context.active_object
+    second.location = (0.3 * max(second.dimensions), 0.0, 0.0)
+    bpy.context.view_layer.update()
+    first.select_set(True)
+    assert bpy.ops.inr.combine(operation="UNION", blend=0.0, resolution=48, surface="QUADS") == {"FINISHED"}
+    checked = blender_check(bpy, bpy.context.active_object)
+    assert checked["quad_share"] >= 0.95
+    assert checked["boundary_edges"] == checked["nonmanifold_edges"] == checked["nonmanifold_vertices"] == 0
+    for obj in list(bpy.context.selected_objects):
+        obj.select_set(False)
+    first.select_set(True)
+    bpy.context.view_layer.objects.active = first
+    assert bpy.ops.inr.offset(distance=0.05 * max(first.dimensions), resolution=48, surface="QUADS") == {"FINISHED"}
+    checked = blender_check(bpy, bpy.context.active_object)
+    assert checked["quad_share"] >= 0.95
+    assert checked["boundary_edges"] == checked["nonmanifold_edges"] == checked["nonmanifold_vertices"] == 0
