@@ -4,16 +4,13 @@ edges kept; written as quads by the CLI."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import igl
 import numpy as np
 import pytest
 import torch
-from conftest import MESHES, ROOT
+from conftest import MESHES
 from meshmetrics import compare_arrays
+from test_worker import run_cli
 
 from inr_worker.extract import extract_surface
 from inr_worker.field_file import load_field, save_field
@@ -139,18 +136,6 @@ def test_sharp_edges_stay_sharp_with_quads():
     assert plain["normal_consistency"] < 0.99
     assert after["normal_consistency"] > 0.997
     assert after["chamfer_l1"] < 0.3 * plain["chamfer_l1"]
-
-
-def run_cli(*arguments: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
-    return subprocess.run(
-        [sys.executable, "-m", "inr_worker", *arguments],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_cli_writes_quads_as_quads(tmp_path):
