@@ -166,9 +166,11 @@ def test_a_union_takes_the_nearer_inputs_colour_and_a_morph_blends(coloured_sphe
     away = np.abs(vertices[:, 2]) > 0.2
     assert psnr(colours[away], half_and_half(vertices)[away]) > 25  # the nearest surface's colour
     morph = operations.build(operations.Operation("MORPH", factor=0.5), inputs)
-    vertices, _ = jobs.extract(morph, 48)
-    colours = colour_field.surface_colours(morph, vertices)
-    assert colours is not None and np.abs(colours[vertices[:, 2] > 0.3, 0] - (0.5 + 0.4)).max() < 0.1
+    for surface in ("TRIANGLES", "QUADS"):
+        vertices, faces = jobs.extract(morph, 48, surface=surface)
+        assert faces.shape[1] == (4 if surface == "QUADS" else 3)
+        colours = colour_field.surface_colours(morph, vertices)
+        assert colours is not None and np.abs(colours[vertices[:, 2] > 0.3, 0] - (0.5 + 0.4)).max() < 0.1
 
 
 BOX_TURN = np.array([[0.36, 0.48, -0.8], [-0.8, 0.6, 0.0], [0.48, 0.64, 0.6]])  # a rotation, off the grid's axes

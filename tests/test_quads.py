@@ -190,7 +190,7 @@ def test_fit_and_re_extract_quads_in_blender(scene):
     assert blender_check(bpy, result)["quad_share"] == 0.0  # left as it was
 
 
-def test_combine_and_offset_make_quads(scene):
+def test_combine_offset_and_morph_make_quads(scene):
     bpy = pytest.importorskip("bpy")
     bpy.ops.wm.obj_import(filepath=str(MESHES / "bunny_closed_lowres.obj"))
     source = bpy.context.active_object
@@ -214,6 +214,11 @@ def test_combine_and_offset_make_quads(scene):
     first.select_set(True)
     bpy.context.view_layer.objects.active = first
     assert bpy.ops.inr.offset(distance=0.05 * max(first.dimensions), resolution=48, surface="QUADS") == {"FINISHED"}
+    checked = blender_check(bpy, bpy.context.active_object)
+    assert checked["quad_share"] >= 0.95
+    assert checked["boundary_edges"] == checked["nonmanifold_edges"] == checked["nonmanifold_vertices"] == 0
+    second.select_set(True)
+    assert bpy.ops.inr.morph(factor=0.5, resolution=48, surface="QUADS") == {"FINISHED"}
     checked = blender_check(bpy, bpy.context.active_object)
     assert checked["quad_share"] >= 0.95
     assert checked["boundary_edges"] == checked["nonmanifold_edges"] == checked["nonmanifold_vertices"] == 0
