@@ -368,8 +368,7 @@ def add_mesh_colours(
     except ValueError as error:
         raise protocol.ProtocolError(f"the job's colours do not fit its mesh: {error}") from error
     progress.stage("colour", f"colours of {len(triangles)} triangles, {len(colours.images)} texture(s)")
-    unit_vertices = field.frame.to_unit(np.asarray(vertices, np.float64))
-    field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, np.asarray(triangles, np.int64), colours)
+    _store_mesh_colours(field, vertices, triangles, colours)
     field.info["colour_s"] = f"{time.monotonic() - started:.2f}"
 
 
@@ -378,6 +377,13 @@ def add_vertex_colours(
 ) -> None:
     """Give a mesh's field its vertex colours (V, 3), linear (a PLY's or glTF's, read by the command line)."""
     colours = colour_field.MeshColours(corner_colors=np.asarray(vertex_colours, np.float32)[triangles])
+    _store_mesh_colours(field, vertices, triangles, colours)
+
+
+def _store_mesh_colours(
+    field: StoredField, vertices: np.ndarray, triangles: np.ndarray, colours: colour_field.MeshColours
+) -> None:
+    """Sample the mesh's colours onto the field's colour store."""
     unit_vertices = field.frame.to_unit(np.asarray(vertices, np.float64))
     field.colours = colour_field.mesh_colour_set(field.model, unit_vertices, np.asarray(triangles, np.int64), colours)
 
@@ -388,11 +394,10 @@ def write_job_surface(path: Path, vertices: np.ndarray, faces: np.ndarray, colou
     colour), atomically."""
     partial = path.with_name(path.name + ".partial.npz")
     arrays = {"vertices": vertices.astype(np.float32)}
+    quads, triangles = quad_surface.quads_and_triangles(faces)
     if faces.shape[1] == 4:
-        is_triangle = faces[:, 3] < 0
-        arrays["quads"] = faces[~is_triangle].astype(np.int32)
-        faces = faces[is_triangle, :3]
-    arrays["triangles"] = faces.astype(np.int32)
+        arrays["quads"] = quads.astype(np.int32)
+    arrays["triangles"] = triangles.astype(np.int32)
     if colours is not None:
         arrays["colors"] = np.asarray(colours, np.float32)
     np.savez(partial, **arrays)

@@ -250,13 +250,18 @@ def as_faces(quads: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.concatenate([quads, padded])
 
 
+def quads_and_triangles(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F, 3) or (F, 4) faces (a -1 fourth index marks a triangle) as quads (Q, 4) and triangles (T, 3)."""
+    if faces.shape[1] == 3:
+        return np.zeros((0, 4), dtype=faces.dtype), faces
+    is_triangle = faces[:, 3] < 0
+    return faces[~is_triangle], faces[is_triangle, :3]
+
+
 def triangulated(faces: np.ndarray) -> np.ndarray:
     """Faces as triangles (T, 3): triangles as they are; each quad of (F, 4) faces split along its 0-2 diagonal."""
-    if faces.shape[1] == 3:
-        return faces
-    is_triangle = faces[:, 3] < 0
-    quads = faces[~is_triangle]
-    return np.concatenate([faces[is_triangle, :3], quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    quads, triangles = quads_and_triangles(faces)
+    return np.concatenate([triangles, quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
 
 
 def surface_diagonals_first(vertices: np.ndarray, faces: np.ndarray, field: Field, device: torch.device) -> np.ndarray:

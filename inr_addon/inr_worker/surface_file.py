@@ -49,11 +49,7 @@ def _write_polygons(path: Path, vertices: np.ndarray, faces: np.ndarray, colours
     """Triangles (F, 3), or quads and triangles (F, 4, -1 fourth index on a triangle), as OBJ, OFF (text) or
     PLY (binary little-endian); with ``colours``, PLY's uchar red green blue and OBJ's ``v x y z r g b``
     (sRGB 0..1, as MeshLab, Blender and trimesh read it)."""
-    if faces.shape[1] == 4:
-        is_triangle = faces[:, 3] < 0
-        groups = [faces[~is_triangle], faces[is_triangle, :3]]
-    else:
-        groups = [faces]
+    groups = [group for group in quad_surface.quads_and_triangles(faces) if len(group)]
     suffix = path.suffix.lower()
     with open(path, "wb") as file:
         if suffix == ".ply":
