@@ -171,11 +171,20 @@ def main() -> None:
     rows = json.loads(results_path.read_text()) if results_path.is_file() else []
     command = "python bench/learned.py " + " ".join(sys.argv[1:])
     for name in [] if args.table_only else names:
-        rows = [row for row in rows if not (row["mesh"] == name and row["preset"] == args.preset)]
         print(name, flush=True)
         vertices, triangles = load(str(MESHES / name))
-        for resolution, row in floor_rows(name, vertices, triangles, args.resolutions).items():
+        floors = {row["resolution"]: row for row in rows if row["mesh"] == name and row["field"] == "floor"}
+        rows = [row for row in rows if not (row["mesh"] == name and row["field"] == "floor")]
+        missing = [resolution for resolution in args.resolutions if resolution not in floors]
+        floors |= floor_rows(name, vertices, triangles, missing) if missing else {}
+        for resolution in args.resolutions:  # the floor depends on the mesh alone: kept from earlier runs
+            row = {key: value for key, value in floors[resolution].items() if key not in ("mesh", "field", "preset")}
             rows.append({"mesh": name, "field": "floor", "preset": args.preset, "resolution": resolution, **row})
+        rows = [
+            row
+            for row in rows
+            if not (row["mesh"] == name and row["field"] != "floor" and row["preset"] == args.preset)
+        ]
         for learned in (False, True):
             rows += field_rows(name, vertices, triangles, args.preset, learned, args.resolutions)
         for row in rows[-3 * len(args.resolutions) :]:
