@@ -4,6 +4,7 @@ runs through the operator (real libigl, real torch, real bpy)."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import igl
@@ -25,6 +26,7 @@ from inr_worker.learned_band import (
     ResidualTraining,
     level_keys,
     residual_within,
+    scale_to_surface,
     train_residual,
 )
 
@@ -61,6 +63,23 @@ def test_residual_lowers_the_error_at_the_surface(spot_fields):
     far = far[np.abs(band.distance.signed(far)) > 3 * CONFIG.band]
     far_points = torch.from_numpy(far)
     assert torch.equal(learned.evaluate(far_points), stored_band.evaluate(far_points))
+
+
+def test_residual_scale_is_chosen_on_held_out_surface_points(spot_fields):
+    """A residual that reads the surface worse than the band is scaled down to nothing (the band alone);
+    the trained one keeps a share of itself and reads the surface better than the band."""
+    band, stored_band, learned = spot_fields
+    rng = np.random.default_rng(11)
+    held_out = sampling.surface_points(band.distance.vertices, band.distance.triangles, 20_000, rng)
+    trained = copy.deepcopy(learned)
+    assert scale_to_surface(trained, held_out) > 0
+    assert surface_error(trained, held_out) < surface_error(stored_band, held_out)
+    spoiled = copy.deepcopy(learned)
+    with torch.no_grad():
+        spoiled.decoder[-1].bias.fill_(0.5)  # half a cell everywhere near the surface
+    assert scale_to_surface(spoiled, held_out) == 0.0
+    points = torch.from_numpy(held_out.astype(np.float32))
+    assert torch.equal(spoiled.evaluate(points), stored_band.evaluate(points))
 
 
 def test_learned_field_saves_and_loads(spot_fields, tmp_path):

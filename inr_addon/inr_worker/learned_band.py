@@ -26,6 +26,7 @@ from .band_field import BandField, FieldConfig, brick_corners
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
 FADE_START = 0.5  # the residual fades out from this share of the band's clamp to the clamp
 FEATURE_START = 0.1  # features start random with this spread, so that the decoder sees them from the first step
+RESIDUAL_SCALES = (1.0, 0.75, 0.5, 0.25, 0.0)  # the trained residual's scales tried on held-out surface points
 FILE_OVERHEAD = 65_536  # a field file's header and metadata, beside its tensors (bytes, generous)
 
 
@@ -60,6 +61,7 @@ class ResidualTraining:
     decoder_rate: float = 0.005
     feature_decay: float = 0.01  # pull of the features towards zero, relative to the data term
     max_bytes: int = 4_000_000  # the field file's cap: the residual's channels are cut to keep under it
+    surface_checks: int = 100_000  # held-out surface points that choose the residual's scale
 
 
 def residual_within(
@@ -299,3 +301,23 @@ def train_residual(
         if on_step is not None:
             on_step(step + 1, steps, math.sqrt(float(loss.detach())))
     return model.cpu().eval()
+
+
+def scale_to_surface(model: LearnedBandField, surface: np.ndarray) -> float:
+    """Scale the trained residual (its decoder's output) by the one of :data:`RESIDUAL_SCALES` that reads
+    closest to zero, on average, at ``surface`` points (on the true surface, not trained on); 0 gives the
+    band alone, so the field never reads farther from the surface there than the band does. Returns it."""
+    points = torch.from_numpy(np.asarray(surface, np.float32))
+    output = model.decoder[-1]
+    assert isinstance(output, nn.Linear)
+    weight, bias = output.weight.detach().clone(), output.bias.detach().clone()
+    errors = []
+    with torch.no_grad():
+        for scale in RESIDUAL_SCALES:
+            output.weight.copy_(weight * scale)
+            output.bias.copy_(bias * scale)
+            errors.append(float(model.evaluate(points).abs().mean()))
+        best = RESIDUAL_SCALES[int(np.argmin(errors))]
+        output.weight.copy_(weight * best)
+        output.bias.copy_(bias * best)
+    return best
