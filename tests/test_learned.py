@@ -4,6 +4,7 @@ runs through the operator (real libigl, real torch, real bpy)."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import igl
@@ -18,7 +19,16 @@ from test_blender import worker_processes
 from inr_worker import jobs, operations, protocol, sampling
 from inr_worker.band_field import BandField, FieldConfig
 from inr_worker.field_file import StoredField, load_field, save_field
-from inr_worker.learned_band import LearnedBandField, ResidualConfig, ResidualTraining, train_residual
+from inr_worker.learned_band import (
+    FILE_OVERHEAD,
+    LearnedBandField,
+    ResidualConfig,
+    ResidualTraining,
+    level_keys,
+    residual_within,
+    scale_to_surface,
+    train_residual,
+)
 
 CONFIG = FieldConfig(resolution=64)
 TRAINING = ResidualTraining(ResidualConfig(), samples=240_000, steps=300, batch=8_192)
@@ -55,6 +65,23 @@ def test_residual_lowers_the_error_at_the_surface(spot_fields):
     assert torch.equal(learned.evaluate(far_points), stored_band.evaluate(far_points))
 
 
+def test_residual_scale_is_chosen_on_held_out_surface_points(spot_fields):
+    """A residual that reads the surface worse than the band is scaled down to nothing (the band alone);
+    the trained one keeps a share of itself and reads the surface better than the band."""
+    band, stored_band, learned = spot_fields
+    rng = np.random.default_rng(11)
+    held_out = sampling.surface_points(band.distance.vertices, band.distance.triangles, 20_000, rng)
+    trained = copy.deepcopy(learned)
+    assert scale_to_surface(trained, held_out) > 0
+    assert surface_error(trained, held_out) < surface_error(stored_band, held_out)
+    spoiled = copy.deepcopy(learned)
+    with torch.no_grad():
+        spoiled.decoder[-1].bias.fill_(0.5)  # half a cell everywhere near the surface
+    assert scale_to_surface(spoiled, held_out) == 0.0
+    points = torch.from_numpy(held_out.astype(np.float32))
+    assert torch.equal(spoiled.evaluate(points), stored_band.evaluate(points))
+
+
 def test_learned_field_saves_and_loads(spot_fields, tmp_path):
     band, _, learned = spot_fields
     unit = band.distance.vertices
@@ -68,6 +95,31 @@ def test_learned_field_saves_and_loads(spot_fields, tmp_path):
     assert difference.max() < 0.05 * CONFIG.cell  # the features' int8 step
     learned_bytes, band_bytes = path.stat().st_size, sum(a.nbytes for a in BandField.stored_arrays(learned).values())
     assert band_bytes < learned_bytes < 4 * band_bytes
+
+
+@pytest.mark.parametrize("share", [0.2, 0.6, 1.2])
+def test_residual_channels_are_cut_to_the_byte_cap(spot_fields, tmp_path, share):
+    """The cap is a rule on the band's bricks: the saved file stays under it, and a tighter cap gives fewer
+    channels (down to the coarsest level alone)."""
+    band, stored_band, _ = spot_fields
+    band_bytes = sum(array.nbytes for array in stored_band.stored_arrays().values())
+    full = ResidualConfig()
+    full_residual = sum(
+        len(level_keys(band.keys, CONFIG.bricks_per_side, cells)) * CONFIG.brick**3 * channels
+        for cells, channels in zip(full.level_cells, full.channels, strict=True)
+    )
+    cap = band_bytes + FILE_OVERHEAD + int(share * full_residual)
+    residual = residual_within(full, band.keys, CONFIG, band_bytes, cap)
+    model = LearnedBandField.around(BandField(CONFIG, *(torch.from_numpy(a) for a in band.arrays())), residual)
+    unit = band.distance.vertices
+    path = tmp_path / "capped.safetensors"
+    save_field(path, StoredField(model, band.frame, unit.min(0), unit.max(0), {}))
+    assert path.stat().st_size <= cap
+    assert load_field(path).model.residual == residual
+    if share >= 1.1:  # room for everything: nothing is cut
+        assert residual == full
+    else:
+        assert sum(residual.channels) < sum(full.channels)
 
 
 def test_learned_field_takes_part_in_modelling(spot_fields, tmp_path):

@@ -19,11 +19,11 @@ from .extract import NoSurfaceError, extract_surface, grid_frame
 from .field_file import StoredField, save_field
 from .grid_field import TrainedDistance, train_on_points
 from .image_field import fit_image_field, load_image_field, save_image_field
-from .learned_band import LearnedBandField, train_residual
+from .learned_band import LearnedBandField, residual_within, scale_to_surface, train_residual
 from .memory import check_memory, estimate_memory_for_mesh, estimate_memory_for_points
 from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
-from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band
+from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band, surface_points
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 from .surface_projection import RELAX_WEIGHT, FieldProjection, SourceProjection, settle
 from .train import LEARNED_PRESETS, POINTS_PRESETS, PRESETS, pick_device, train_field
@@ -67,8 +67,13 @@ def fit(
             f"learned residual, {steps or training.steps} steps on {torch_device.type}, {len(band.keys)} bricks, "
             f"after {sampled - started:.1f} s of sampling",
         )
-        learned_model = LearnedBandField.around(model, training.residual)
+        band_bytes = sum(array.nbytes for array in model.stored_arrays().values())
+        residual = residual_within(training.residual, band.keys, config, band_bytes, training.max_bytes)
+        learned_model = LearnedBandField.around(model, residual)
         model = train_residual(learned_model, points, distances, training, torch_device, seed, progress.step, steps)
+        rng = np.random.default_rng(seed + 1)  # surface points other than the training samples' origins
+        held_out = surface_points(band.distance.vertices, band.distance.triangles, training.surface_checks, rng)
+        scale_to_surface(model, held_out)
     elif steps := steps or settings.steps:
         points, distances = near_samples(
             band.distance, settings.samples, settings.sample_sigma_cells * config.cell, seed

@@ -24,8 +24,10 @@ from torch import nn
 from .band_field import BandField, FieldConfig, brick_corners
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
-FADE_START = 0.5
-FEATURE_START = 0.1  # features start random with this spread, so that the decoder sees them from the first step  # the residual fades out from this share of the band's clamp to the clamp
+FADE_START = 0.5  # the residual fades out from this share of the band's clamp to the clamp
+FEATURE_START = 0.1  # features start random with this spread, so that the decoder sees them from the first step
+RESIDUAL_SCALES = (1.0, 0.75, 0.5, 0.25, 0.0)  # the trained residual's scales tried on held-out surface points
+FILE_OVERHEAD = 65_536  # a field file's header and metadata, beside its tensors (bytes, generous)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,11 @@ class ResidualConfig:
     def inputs(self) -> int:
         return sum(self.channels) + 1  # the features and the band's own value
 
+    def decoder_bytes(self) -> int:
+        """Bytes of the decoder (float32) and the levels' scales, as stored."""
+        weights = self.inputs * self.hidden + self.hidden * self.hidden + self.hidden
+        return 4 * (weights + 2 * self.hidden + 1 + len(self.level_cells))
+
 
 @dataclasses.dataclass(frozen=True)
 class ResidualTraining:
@@ -53,6 +60,35 @@ class ResidualTraining:
     feature_rate: float = 0.005
     decoder_rate: float = 0.005
     feature_decay: float = 0.01  # pull of the features towards zero, relative to the data term
+    max_bytes: int = 4_000_000  # the field file's cap: the residual's channels are cut to keep under it
+    surface_checks: int = 100_000  # held-out surface points that choose the residual's scale
+
+
+def residual_within(
+    residual: ResidualConfig, band_keys: np.ndarray, config: FieldConfig, band_bytes: int, max_bytes: int
+) -> ResidualConfig:
+    """``residual`` with its channels cut so that the band's bytes, the residual's and the file's overhead
+    stay within ``max_bytes``: while over, the level that holds the most bytes loses a channel; when
+    every level has one channel, the finest level goes (one level, one channel at least stays)."""
+    counts = {cells: len(level_keys(band_keys, config.bricks_per_side, cells)) for cells in residual.level_cells}
+    levels = dict(zip(residual.level_cells, residual.channels, strict=True))
+    points = config.brick**3
+
+    def total() -> int:
+        shape = ResidualConfig(tuple(levels), tuple(levels.values()), residual.hidden)
+        features = sum(counts[cells] * points * channels for cells, channels in levels.items())
+        return band_bytes + FILE_OVERHEAD + features + shape.decoder_bytes()
+
+    while total() > max_bytes:
+        wider = [cells for cells, channels in levels.items() if channels > 1]
+        if wider:
+            largest = max(wider, key=lambda cells: counts[cells] * levels[cells])
+            levels[largest] -= 1
+        elif len(levels) > 1:
+            del levels[min(levels)]
+        else:
+            break
+    return ResidualConfig(tuple(levels), tuple(levels.values()), residual.hidden)
 
 
 def level_keys(band_keys: np.ndarray, bricks_per_side: int, level_cells: int) -> np.ndarray:
@@ -265,3 +301,23 @@ def train_residual(
         if on_step is not None:
             on_step(step + 1, steps, math.sqrt(float(loss.detach())))
     return model.cpu().eval()
+
+
+def scale_to_surface(model: LearnedBandField, surface: np.ndarray) -> float:
+    """Scale the trained residual (its decoder's output) by the one of :data:`RESIDUAL_SCALES` that reads
+    closest to zero, on average, at ``surface`` points (on the true surface, not trained on); 0 gives the
+    band alone, so the field never reads farther from the surface there than the band does. Returns it."""
+    points = torch.from_numpy(np.asarray(surface, np.float32))
+    output = model.decoder[-1]
+    assert isinstance(output, nn.Linear)
+    weight, bias = output.weight.detach().clone(), output.bias.detach().clone()
+    errors = []
+    with torch.no_grad():
+        for scale in RESIDUAL_SCALES:
+            output.weight.copy_(weight * scale)
+            output.bias.copy_(bias * scale)
+            errors.append(float(model.evaluate(points).abs().mean()))
+        best = RESIDUAL_SCALES[int(np.argmin(errors))]
+        output.weight.copy_(weight * best)
+        output.bias.copy_(bias * best)
+    return best

@@ -37,11 +37,12 @@ PRESETS: dict[str, Preset] = {
     "QUALITY": Preset(FieldConfig(resolution=512), samples=1_500_000, steps=0),
 }
 
-# Meshes with ``learned``: a residual trained on top of the preset's band (learned_band).
+# Meshes with ``learned``: a residual trained on top of the preset's band (learned_band). The byte caps
+# scale with the band's resolution squared (a surface's bricks do): 4 MB at BALANCED's 256 cells.
 LEARNED_PRESETS: dict[str, ResidualTraining] = {
-    "FAST": ResidualTraining(ResidualConfig(), samples=300_000, steps=200, batch=8_192),
-    "BALANCED": ResidualTraining(ResidualConfig(), samples=800_000, steps=300, batch=16_384),
-    "QUALITY": ResidualTraining(ResidualConfig(), samples=2_000_000, steps=600, batch=32_768),
+    "FAST": ResidualTraining(ResidualConfig(), samples=150_000, steps=100, batch=8_192, max_bytes=2_250_000),
+    "BALANCED": ResidualTraining(ResidualConfig(), samples=300_000, steps=150, batch=8_192, max_bytes=4_000_000),
+    "QUALITY": ResidualTraining(ResidualConfig(), samples=1_000_000, steps=400, batch=16_384, max_bytes=16_000_000),
 }
 
 # Point clouds: the field is trained (grid_field), then sampled on the preset's narrow band.
