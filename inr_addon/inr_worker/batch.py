@@ -287,16 +287,16 @@ def process_mesh(
             extract_start = time.monotonic()
             surface_vertices, faces = extract(field, resolution, config.device, surface=config.surface)
             surface = (surface_vertices, quad_surface.triangulated(faces))
+            quad_faces, triangle_faces = quad_surface.quads_and_triangles(faces)
             surface_colours = colour_field.surface_colours(field, surface_vertices)
             files[resolution] = _encode_surface(surface_vertices, faces, config.surface_format, surface_colours)
             boundary, nonmanifold = edge_counts(surface[1])
-            quads = int((faces[:, 3] >= 0).sum()) if faces.shape[1] == 4 else 0
             entry = {
                 "resolution": resolution,
                 "extract_s": round(time.monotonic() - extract_start, 3),
                 "vertices": len(surface_vertices),
-                "triangles": len(faces) - quads,
-                **({"quads": quads} if config.surface == "QUADS" else {}),
+                "triangles": len(triangle_faces),
+                **({"quads": len(quad_faces)} if config.surface == "QUADS" else {}),
                 "boundary_edges": boundary,
                 "nonmanifold_edges": nonmanifold,
             }
