@@ -130,12 +130,13 @@ def watertight(vertices: np.ndarray, triangles: np.ndarray, resolution: int) -> 
     return np.asarray(found, np.float64), np.asarray(faces, np.int64)
 
 
-def voxel_remesh_operator(bpy, source, resolution: int):
+def voxel_remesh_operator(bpy, source, resolution: int, adaptivity: float = 0.0):
     """Blender's Voxel Remesh operator (``object.voxel_remesh``, what sculpt mode's Ctrl+R and the Remesh
-    panel's button run) on a copy of ``source``, with its defaults (Preserve Volume on, adaptivity 0) and
-    voxel size = longest side / resolution."""
+    panel's button run) on a copy of ``source``, with its defaults (Preserve Volume on, adaptivity 0, or
+    ``adaptivity``) and voxel size = longest side / resolution."""
     remeshed = _copy(bpy, source, f"{source.name}_voxel_operator_{resolution}")
     remeshed.data.remesh_voxel_size = max(source.dimensions) / resolution
+    remeshed.data.remesh_voxel_adaptivity = adaptivity
     for obj in list(bpy.context.selected_objects):
         obj.select_set(False)
     remeshed.select_set(True)

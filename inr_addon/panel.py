@@ -25,6 +25,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
         column.prop(settings, "preset")
         column.prop(settings, "resolution")
         column.prop(settings, "surface")
+        column.prop(settings, "adaptivity", slider=True)
         column.prop(settings, "learned")
 
         job = runner.running(active.name) if active is not None else None
@@ -38,6 +39,7 @@ class VIEW3D_PT_inr_neural_field(bpy.types.Panel):
             row.enabled = field_store.has_field(active)
             extract = row.operator("inr.extract_mesh", text="Re-extract", icon="FILE_REFRESH")
             extract.resolution, extract.surface = settings.resolution, settings.surface
+            extract.adaptivity = settings.adaptivity
             if field_store.has_field(active):
                 draw_size_hint(layout, size_hint([active], settings.resolution), "Re-extract")
             else:
@@ -72,7 +74,7 @@ def draw_fit(layout: bpy.types.UILayout, context: bpy.types.Context, settings: p
     text = f"Fit {len(others) + 1} Objects as One" if others else "Fit"
     fit = layout.operator("inr.fit_mesh", text=text, icon="MESH_MONKEY")
     fit.preset, fit.resolution, fit.selection = settings.preset, settings.resolution, settings.selection
-    fit.learned, fit.surface = settings.learned, settings.surface
+    fit.learned, fit.surface, fit.adaptivity = settings.learned, settings.surface, settings.adaptivity
     if others:
         layout.label(text=", ".join(obj.name for obj in [source, *others]))
     if not field_store.has_field(source):
@@ -120,6 +122,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         settings = properties.modelling_settings(context.scene)
         resolution = properties.scene_settings(context.scene).resolution
         surface = properties.scene_settings(context.scene).surface
+        adaptivity = properties.scene_settings(context.scene).adaptivity
         active = context.active_object
         busy = active is not None and runner.running(active.name) is not None
 
@@ -133,7 +136,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         row.enabled = reasons["combine"] is None
         combine = row.operator("inr.combine", icon="MOD_BOOLEAN")
         combine.operation, combine.blend, combine.resolution = settings.operation, settings.blend, resolution
-        combine.surface = surface
+        combine.surface, combine.adaptivity = surface, adaptivity
         draw_reason(column, reasons["combine"])
 
         column = layout.column(align=True)
@@ -144,7 +147,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         row.enabled = reasons["offset"] is None
         offset = row.operator("inr.offset", icon="MOD_SOLIDIFY")
         offset.distance, offset.shell, offset.resolution = settings.distance, settings.shell, resolution
-        offset.surface = surface
+        offset.surface, offset.adaptivity = surface, adaptivity
         draw_reason(column, reasons["offset"])
 
         column = layout.column(align=True)
@@ -154,6 +157,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
         row.enabled = reasons["morph"] is None
         morph = row.operator("inr.morph", icon="MOD_SIMPLEDEFORM")
         morph.factor, morph.resolution, morph.surface = settings.factor, resolution, surface
+        morph.adaptivity = adaptivity
         draw_reason(column, reasons["morph"])
 
         if field_store.is_morph(active):
@@ -162,7 +166,7 @@ class VIEW3D_PT_inr_modelling(bpy.types.Panel):
             row = box.row()
             row.enabled = not busy
             extract = row.operator("inr.extract_mesh", text="Re-extract at this factor", icon="FILE_REFRESH")
-            extract.resolution, extract.surface = resolution, surface
+            extract.resolution, extract.surface, extract.adaptivity = resolution, surface, adaptivity
         layout.label(text="Fillet radius, distance and shell reach a tenth of a shape's size", icon="INFO")
 
 

@@ -27,8 +27,8 @@ class INR_AddonPreferences(bpy.types.AddonPreferences):
 
     python_path: bpy.props.StringProperty(
         name="Worker Python",
-        description="The Python that runs the worker: one with torch, numpy, libigl and scikit-image "
-        "(Set Up Worker makes one). Empty: Blender's own Python, if it can import torch",
+        description="The Python that runs the worker: one with torch, numpy, libigl, scikit-image and "
+        "fast-simplification (Set Up Worker makes one). Empty: Blender's own Python, if it can import torch",
         subtype="FILE_PATH",
         default="",
     )

@@ -44,6 +44,19 @@ def surface_property() -> bpy.props.EnumProperty:
     )
 
 
+def adaptivity_property() -> bpy.props.FloatProperty:
+    low, high = protocol.ADAPTIVITY_RANGE
+    return bpy.props.FloatProperty(
+        name="Adaptivity",
+        description="Merge flat parts into larger triangles (0: none; 0.5 keeps about half the vertices, 1 a "
+        "quarter). Above 0 the surface is triangles, as with Voxel Remesh's Adaptivity",
+        default=0.0,
+        min=low,
+        max=high,
+        subtype="FACTOR",
+    )
+
+
 SELECTION_ITEMS = [
     (
         "SELECTED",
@@ -76,6 +89,7 @@ class INR_SceneSettings(bpy.types.PropertyGroup):
     preset: preset_property()
     resolution: resolution_property()
     surface: surface_property()
+    adaptivity: adaptivity_property()
     selection: selection_property()
     learned: learned_property()
 

@@ -37,7 +37,12 @@ TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 MIN_PIP = "pip>=24.1"  # the first pip with `--progress-bar raw`
 MIN_PYTHON = (3, 10)
 MIN_TORCH = (2, 0)
-WORKER_MODULES = {"numpy": "numpy", "igl": "libigl", "skimage": "scikit-image"}  # module: package
+WORKER_MODULES = {  # module: package
+    "numpy": "numpy",
+    "igl": "libigl",
+    "skimage": "scikit-image",
+    "fast_simplification": "fast-simplification",
+}
 CANCEL_GRACE_S = 1.5
 PROBE_TIMEOUT_S = 60
 CHECK_TIMEOUT_S = 180

@@ -32,10 +32,11 @@ def one_line_error(result, *expected: str) -> str:
         (["fit", str(CUBE)], ["--field"]),
         (["fit", str(CUBE), "--field", "f.safetensors", "--preset", "HUGE"], ["HUGE"]),
         (["extract", "f.safetensors", "--out", "x.obj", "--resolution", "many"], ["many"]),
+        (["extract", "f.safetensors", "--out", "x.obj", "--adaptivity", "2"], ["2.0 is outside 0.0..1.0"]),
         (["frobnicate"], ["frobnicate"]),
         ([], ["command"]),
     ],
-    ids=["resolution", "no out", "no field", "preset", "not a number", "command", "nothing"],
+    ids=["resolution", "no out", "no field", "preset", "not a number", "adaptivity", "command", "nothing"],
 )
 def test_bad_arguments_are_one_line_without_usage(arguments, expected):
     line = one_line_error(run_cli(*arguments), *expected)

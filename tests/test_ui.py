@@ -68,6 +68,7 @@ def test_a_mesh_then_several_selected(scene):
     bpy.ops.mesh.primitive_monkey_add()
     settings = scene.inr_settings
     settings.preset, settings.resolution, settings.learned, settings.surface = "FAST", 64, True, "QUADS"
+    settings.adaptivity = 0.25
     panel = draw_everything(bpy)
     (fit,) = panel.operators("inr.fit_mesh")
     assert fit.enabled and fit.properties == {
@@ -76,10 +77,12 @@ def test_a_mesh_then_several_selected(scene):
         "selection": "SELECTED",
         "learned": True,
         "surface": "QUADS",
+        "adaptivity": 0.25,
     }
-    properties = ["preset", "resolution", "surface", "learned"]
-    assert [item.args["property"] for item in panel.of("prop")][:4] == properties
+    properties = ["preset", "resolution", "surface", "adaptivity", "learned"]
+    assert [item.args["property"] for item in panel.of("prop")][:5] == properties
     assert all(button.properties["surface"] == "QUADS" for button in panel.operators("inr.extract_mesh"))
+    assert all(button.properties["adaptivity"] == 0.25 for button in panel.operators("inr.extract_mesh"))
     assert not any(button.enabled for button in panel.operators("inr.extract_mesh"))
 
     bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))

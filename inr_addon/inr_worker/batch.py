@@ -61,6 +61,7 @@ class BatchConfig:
     learned: bool = False  # meshes: train a residual on top of the band (learned_band)
     surface_format: str = "obj"
     surface: str = "TRIANGLES"  # or "QUADS" (protocol.SURFACE_NAMES)
+    adaptivity: float = 0.0  # protocol.ADAPTIVITY_RANGE: above 0, flat parts merged (triangles)
     score: bool = False
     score_samples: int = 100_000
 
@@ -285,7 +286,9 @@ def process_mesh(
         row["surfaces"] = []
         for resolution in resolutions:
             extract_start = time.monotonic()
-            surface_vertices, faces = extract(field, resolution, config.device, surface=config.surface)
+            surface_vertices, faces = extract(
+                field, resolution, config.device, surface=config.surface, adaptivity=config.adaptivity
+            )
             surface = (surface_vertices, quad_surface.triangulated(faces))
             quad_faces, triangle_faces = quad_surface.quads_and_triangles(faces)
             surface_colours = colour_field.surface_colours(field, surface_vertices)
@@ -296,7 +299,7 @@ def process_mesh(
                 "extract_s": round(time.monotonic() - extract_start, 3),
                 "vertices": len(surface_vertices),
                 "triangles": len(triangle_faces),
-                **({"quads": len(quad_faces)} if config.surface == "QUADS" else {}),
+                **({"quads": len(quad_faces)} if config.surface == "QUADS" and not config.adaptivity else {}),
                 "boundary_edges": boundary,
                 "nonmanifold_edges": nonmanifold,
             }

@@ -84,6 +84,14 @@ def _resolution(text: str) -> int:
     return value
 
 
+def _adaptivity(text: str) -> float:
+    value = float(text)
+    low, high = protocol.ADAPTIVITY_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+    return value
+
+
 def _command_fit(args: argparse.Namespace) -> None:
     progress = TerminalProgress()
     started = time.monotonic()
@@ -116,7 +124,13 @@ def _extract_to(field, args: argparse.Namespace, source: tuple[np.ndarray, np.nd
     """Extract ``field`` to ``args.out``; with ``source``, the mesh it was fitted to, onto that mesh."""
     started = time.monotonic()
     vertices, faces = extract(
-        field, args.resolution, args.device, TerminalProgress(), source=source, surface=args.surface
+        field,
+        args.resolution,
+        args.device,
+        TerminalProgress(),
+        source=source,
+        surface=args.surface,
+        adaptivity=args.adaptivity,
     )
     write_surface(args.out, vertices, faces, surface_colours(field, vertices))
     kind = "triangles" if faces.shape[1] == 3 else "faces"
@@ -157,6 +171,7 @@ def _command_batch(args: argparse.Namespace) -> None:
         learned=args.learned,
         surface_format=args.format,
         surface=args.surface,
+        adaptivity=args.adaptivity,
         score=args.score,
         score_samples=args.score_samples,
     )
@@ -184,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         "default": "TRIANGLES",
         "help": "triangles (marching cubes, default) or quads (its dual, sharp edges kept)",
     }
+    adaptivity: dict[str, Any] = {
+        "type": _adaptivity,
+        "default": 0.0,
+        "help": "0..1: merge flat parts into larger triangles, keeping about 4^-A of the vertices (default 0)",
+    }
 
     fit_parser = commands.add_parser(
         "fit", help="fit a field to a mesh (OBJ, PLY, OFF, STL) or to points (XYZ, PTS, or a PLY/OBJ without faces)"
@@ -201,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser.add_argument("--out", type=Path, help="also extract the surface to this mesh file")
     fit_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
     fit_parser.add_argument("--surface", **surface)
+    fit_parser.add_argument("--adaptivity", **adaptivity)
     fit_parser.add_argument("--device", **device)
     fit_parser.set_defaults(run=_command_fit)
 
@@ -211,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract_parser.add_argument("--out", type=Path, required=True, help="mesh file to write (.obj, .ply, ...)")
     extract_parser.add_argument("--resolution", type=_resolution, default=256, help="cells along the longest side")
     extract_parser.add_argument("--surface", **surface)
+    extract_parser.add_argument("--adaptivity", **adaptivity)
     extract_parser.add_argument("--device", **device)
     extract_parser.set_defaults(run=_command_extract)
 
@@ -241,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch_parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) a mesh")
     batch_parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs a mesh (e.g. 1, or 0.5 to share)")
     batch_parser.add_argument("--surface", **surface)
+    batch_parser.add_argument("--adaptivity", **adaptivity)
     batch_parser.add_argument("--device", **device)
     batch_parser.set_defaults(run=_command_batch)
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import colour_field, operations, protocol, quad_surface
+from .adaptivity import simplify
 from .band_field import BandField
 from .extract import NoSurfaceError, extract_surface, grid_frame
 from .field_file import StoredField, save_field
@@ -25,7 +26,7 @@ from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band, surface_points
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .surface_projection import RELAX_WEIGHT, FieldProjection, SourceProjection, settle
+from .surface_projection import RELAX_WEIGHT, Creases, FieldProjection, Projector, SourceProjection, settle
 from .train import LEARNED_PRESETS, POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
@@ -215,12 +216,15 @@ def extract(
     memory_limit: int | None = None,
     source: tuple[np.ndarray, np.ndarray] | None = None,
     surface: str = "TRIANGLES",
+    adaptivity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The surface of a fitted or a composite field at ``resolution`` cells along the longest side, in its
     object's coordinates. With ``source``, the mesh that the field was fitted to (vertices, triangles in
     the same coordinates), the vertices go onto it where it bounds the solid; without, onto the field's
     zero level (``surface_projection``). ``surface``: ``"TRIANGLES"`` (marching cubes; faces (T, 3)) or
     ``"QUADS"`` (its dual, ``quad_surface``; faces (F, 4), where a triangle's fourth index is -1).
+    ``adaptivity`` above 0 merges triangles where the surface is flat (``adaptivity``) and gives triangles
+    whichever ``surface`` is asked for, as Voxel Remesh's adaptivity does.
 
     Raises MemoryLimitError, before the surface is meshed, when it would need more than ``memory_limit``
     bytes (default: the memory free now); for a composite, OperationError where nothing is left."""
@@ -247,6 +251,8 @@ def extract(
         vertices, triangles = operations.finish_surface(composite, vertices, triangles, torch_device)
     elif field.info.get("source") == "POINTS":  # a scan's stray points can leave specks beside the solid
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
+    if adaptivity > 0:  # the merged surface is triangles, whichever surface was asked for
+        surface = "TRIANGLES"
     faces, relax = triangles, RELAX_WEIGHT
     if surface == "QUADS":  # the dual's vertices are evenly spread and on sharp edges already: no smoothing
         relax = 0.0
@@ -255,18 +261,37 @@ def extract(
         gradient = quad_surface.field_gradient(field.model, cell, torch_device)
         vertices, quads, fans = quad_surface.quad_surface(vertices, triangles, origin, cell, gradient)
         faces, triangles = quad_surface.as_faces(quads, fans), quad_surface.split_quads(quads, fans)
-    if composite is None and len(vertices) <= PROJECTION_MAX_VERTICES:  # else as marching cubes puts them
-        cell = 1 / resolution
-        if source is not None:
-            progress.stage("projecting", f"{len(vertices)} vertices onto the source")
-            to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
-            vertices = settle(vertices, triangles, to_source, cell, to_source.onto_creases, relax)
-        else:
-            progress.stage("projecting", f"{len(vertices)} vertices onto the field's zero level")
-            vertices = settle(vertices, triangles, FieldProjection(field.model, cell, torch_device), cell, relax=relax)
+    project, creases = _projection(field, resolution, torch_device, source, composite is None, len(vertices))
+    if project is not None:
+        progress.stage("projecting", f"{len(vertices)} vertices onto the {'source' if source is not None else 'field'}")
+        vertices = settle(vertices, triangles, project, 1 / resolution, creases, relax)
+    if adaptivity > 0:
+        progress.stage("adaptivity", f"merging flat parts of {len(triangles)} triangles")
+        vertices, faces = simplify(vertices, triangles, adaptivity, 1 / resolution)
+        if project is not None:  # the merged vertices sit on the merged triangles' planes: onto the surface again
+            vertices = settle(vertices, faces, project, 1 / resolution, creases, relax=0.0)
     if surface == "QUADS":
         faces = quad_surface.surface_diagonals_first(vertices, faces, field.model, torch_device)
     return field.frame.from_unit(vertices), faces
+
+
+def _projection(
+    field: StoredField | operations.CompositeField,
+    resolution: int,
+    device: torch.device,
+    source: tuple[np.ndarray, np.ndarray] | None,
+    fitted: bool,
+    vertex_count: int,
+) -> tuple[Projector | None, Creases | None]:
+    """Where an extracted surface's vertices go: onto the ``source`` (and its creases) where it is at hand,
+    else onto the field's zero level; nowhere for a composite (``fitted`` false) or a surface too large."""
+    if not fitted or vertex_count > PROJECTION_MAX_VERTICES:  # as marching cubes puts them: bounded memory
+        return None, None
+    cell = 1 / resolution
+    if source is not None:
+        to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
+        return to_source, to_source.onto_creases
+    return FieldProjection(field.model, cell, device), None
 
 
 def warm_up() -> None:
@@ -342,7 +367,13 @@ def run_job(job_dir: Path) -> int:
         else:
             field = operations.load_any_field(job_dir / spec.field)
         vertices, faces = extract(
-            field, spec.resolution, spec.device, progress, source=source, surface=spec.surface_kind
+            field,
+            spec.resolution,
+            spec.device,
+            progress,
+            source=source,
+            surface=spec.surface_kind,
+            adaptivity=spec.adaptivity,
         )
         write_job_surface(job_dir / spec.surface, vertices, faces, colour_field.surface_colours(field, vertices))
         events.emit("done", vertices=len(vertices), faces=len(faces))

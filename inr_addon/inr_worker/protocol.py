@@ -59,6 +59,7 @@ SURFACES: tuple[tuple[str, str, str], ...] = (  # worker: TRIANGLES is marching 
     ),
 )
 SURFACE_NAMES = tuple(name for name, _, _ in SURFACES)
+ADAPTIVITY_RANGE = (0.0, 1.0)  # 0: every cell's faces; higher merges more where the surface is flat (triangles)
 MAX_RESOLUTION = 2048
 
 JOB_FILE = "job.json"
@@ -100,6 +101,7 @@ class JobSpec:
     field: str = FIELD_FILE
     surface: str = SURFACE_FILE
     surface_kind: str = "TRIANGLES"  # one of SURFACE_NAMES: the extracted surface's faces
+    adaptivity: float = 0.0  # in ADAPTIVITY_RANGE: above 0, flat parts merged into larger triangles
     seed: int = 0
     steps: int = 0  # 0: the preset's own number of steps
     learned: bool = False  # fit: train a residual on top of the stored band (inr_worker.learned_band)
@@ -131,6 +133,8 @@ class JobSpec:
             raise ProtocolError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESET_NAMES)}")
         if self.surface_kind not in SURFACE_NAMES:
             raise ProtocolError(f"unknown surface {self.surface_kind!r}; expected one of {', '.join(SURFACE_NAMES)}")
+        if not ADAPTIVITY_RANGE[0] <= self.adaptivity <= ADAPTIVITY_RANGE[1]:
+            raise ProtocolError(f"adaptivity {self.adaptivity} is outside {ADAPTIVITY_RANGE[0]}..{ADAPTIVITY_RANGE[1]}")
         if self.device not in DEVICES:
             raise ProtocolError(f"unknown device {self.device!r}; expected one of {', '.join(DEVICES)}")
         if self.task not in IMAGE_TASKS and not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:

@@ -46,7 +46,7 @@ def triangle_cells(vertices: np.ndarray, triangles: np.ndarray, origin: np.ndarr
     return (index[:, 0] << (2 * CELL_BITS)) | (index[:, 1] << CELL_BITS) | index[:, 2]
 
 
-def _corner_successors(triangles: np.ndarray, count: int) -> np.ndarray:
+def corner_successors(triangles: np.ndarray, count: int) -> np.ndarray:
     """For each corner (3T, corner ``3 t + i``), the next corner around its vertex, turning with the winding."""
     vertex = triangles.reshape(-1)
     following = np.roll(triangles, -1, axis=1).reshape(-1)
@@ -158,7 +158,7 @@ def quad_surface(
     """The dual of a closed, outward-wound marching-cubes mesh on the grid (``origin``, ``cell``): vertices
     (P, 3), quads (Q, 4) and the few triangles (F, 3) where a fan does not pass through four patches."""
     cells = triangle_cells(vertices, triangles, origin, cell)
-    successor = _corner_successors(triangles, len(vertices))
+    successor = corner_successors(triangles, len(vertices))
     patch = patches(triangles, cells, successor)
     quads, fans, quad_vertices = dual_faces(triangles, patch, successor)
     placed = place_vertices(vertices, triangles, patch, cells, origin, cell, gradient)

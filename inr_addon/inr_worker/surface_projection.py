@@ -43,6 +43,7 @@ DEGENERATE_AREA = 1e-10  # in squared cells: triangles this small are not checke
 ROWS = 1 << 18  # points a projection handles at once
 
 Projector = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # (points, normals) -> (targets, ok)
+Creases = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # points -> (targets on sharp edges, ok)
 
 
 class Field(Protocol):
@@ -181,7 +182,7 @@ def settle(
     triangles: np.ndarray,
     project: Projector,
     cell: float,
-    creases: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    creases: Creases | None = None,
     relax: float = RELAX_WEIGHT,
 ) -> np.ndarray:
     """The vertices spread along the surface and moved onto it by ``project``, then (with ``creases``,

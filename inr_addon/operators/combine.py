@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import runner
-from ..properties import blend_property, operation_property, resolution_property, surface_property
+from ..properties import adaptivity_property, blend_property, operation_property, resolution_property, surface_property
 from .modelling_job import ModellingJobOperator, field_inputs
 
 
@@ -22,6 +22,7 @@ class INR_OT_combine(ModellingJobOperator, bpy.types.Operator):
     blend: blend_property()
     resolution: resolution_property()
     surface: surface_property()
+    adaptivity: adaptivity_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

@@ -9,7 +9,7 @@ import bpy
 from .. import colour_data, field_store, image_data, mesh_data, runner
 from ..inr_worker import memory, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
-from ..properties import resolution_property, surface_property
+from ..properties import adaptivity_property, resolution_property, surface_property
 from .fit_mesh import check_resolution
 from .job_operator import WorkerJobOperator, jobs_root, read_surface, read_surface_colors
 
@@ -24,6 +24,7 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
 
     resolution: resolution_property()
     surface: surface_property()
+    adaptivity: adaptivity_property()
     factor: bpy.props.FloatProperty(
         name="Factor",
         description="For a morph: the factor to extract at (0 the first shape, 1 the second); -1 keeps the stored one",
@@ -61,6 +62,7 @@ class INR_OT_extract_mesh(WorkerJobOperator, bpy.types.Operator):
             task="extract",
             resolution=self.resolution,
             surface_kind=self.surface,
+            adaptivity=self.adaptivity,
             device=get_preferences(context).device,
             threads=worker_threads(context),
         )

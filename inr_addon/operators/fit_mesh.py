@@ -9,7 +9,14 @@ import numpy as np
 from .. import colour_data, field_store, mesh_data, point_data, runner
 from ..inr_worker import memory, point_checks, protocol
 from ..preferences import get_preferences, worker_python_setting, worker_threads
-from ..properties import learned_property, preset_property, resolution_property, selection_property, surface_property
+from ..properties import (
+    adaptivity_property,
+    learned_property,
+    preset_property,
+    resolution_property,
+    selection_property,
+    surface_property,
+)
 from .job_operator import (
     WorkerJobOperator,
     jobs_root,
@@ -147,6 +154,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
 
     resolution: resolution_property()
     surface: surface_property()
+    adaptivity: adaptivity_property()
     preset: preset_property()
     steps: bpy.props.IntProperty(
         name="Refinement Steps",
@@ -198,6 +206,7 @@ class INR_OT_fit_mesh(WorkerJobOperator, bpy.types.Operator):
             task=task,
             resolution=self.resolution,
             surface_kind=self.surface,
+            adaptivity=self.adaptivity,
             preset=self.preset,
             device=get_preferences(context).device,
             steps=self.steps,

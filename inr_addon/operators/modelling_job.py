@@ -53,6 +53,7 @@ class ModellingJobOperator(WorkerJobOperator):
 
     resolution: int  # each operator declares it as a Blender property
     surface: str  # likewise
+    adaptivity: float  # likewise
 
     def settings(self) -> dict:
         raise NotImplementedError
@@ -77,6 +78,7 @@ class ModellingJobOperator(WorkerJobOperator):
             task="operate",
             resolution=self.resolution,
             surface_kind=self.surface,
+            adaptivity=self.adaptivity,
             device=get_preferences(context).device,
             operation={**self.settings(), "inputs": list(files), "placements": placements},
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import runner
-from ..properties import factor_property, resolution_property, surface_property
+from ..properties import adaptivity_property, factor_property, resolution_property, surface_property
 from .modelling_job import ModellingJobOperator, field_inputs
 
 
@@ -21,6 +21,7 @@ class INR_OT_morph(ModellingJobOperator, bpy.types.Operator):
     factor: factor_property()
     resolution: resolution_property()
     surface: surface_property()
+    adaptivity: adaptivity_property()
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
