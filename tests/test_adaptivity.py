@@ -48,7 +48,7 @@ def test_half_the_vertices_at_about_the_same_distance(spot, on_source):
 
 
 def test_adaptivity_with_quads_gives_triangles_and_more_merges_more(spot):
-    vertices, triangles, field = spot
+    field = spot[2]
     quads = extract(field, RESOLUTION, "CPU", surface="QUADS", adaptivity=0.25)
     assert quads[1].shape[1] == 3 and clean(*quads)
     most = extract(field, RESOLUTION, "CPU", adaptivity=1.0)
