@@ -101,7 +101,7 @@ def table(rows: list[dict]) -> str:
     lines = [
         f"# Adaptivity {ADAPTIVITY} beside Voxel Remesh's ({RESOLUTION} cells, BALANCED)",
         "",
-        f"Made by `{COMMAND}`, in one Blender. \"× plain\": the same method and step at Adaptivity 0.",
+        f'Made by `{COMMAND}`, in one Blender. "× plain": the same method and step at Adaptivity 0.',
         "",
         "| mesh | method | step | adaptivity | faces | × plain | Chamfer-L1 | × plain | normal cons. | IoU "
         + "| boundary / non-manifold edges | non-manifold vertices | × operator time |",
