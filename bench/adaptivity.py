@@ -2,7 +2,8 @@
 (voxel size = longest side / 256, Preserve Volume on) at Adaptivity 0 and 0.5, and ours (BALANCED, 256) at
 Adaptivity 0 and 0.5, at Fit (vertices onto the source) and re-extracted from the field alone. Faces,
 Chamfer-L1 and normal consistency against the source, IoU, boundary and non-manifold edges and vertices,
-and time as a ratio to the operator at Adaptivity 0 in the same run.
+and time as a ratio to the operator at Adaptivity 0 in the same run (one timed run each, after an untimed
+run of the operator).
 
     python bench/adaptivity.py --zip dist/inr_addon-0.1.0.zip --out bench/results/adaptivity
 """
@@ -56,6 +57,7 @@ def bench(args: argparse.Namespace) -> list[dict]:
         bpy.ops.wm.read_homefile(use_empty=True)
         source = source_object(bpy, name)
         reference = mesh_arrays(source)
+        bpy.data.objects.remove(baselines.voxel_remesh_operator(bpy, source, RESOLUTION))  # untimed: warms it up
         for adaptivity in (0.0, ADAPTIVITY):
             started = time.perf_counter()
             remeshed = baselines.voxel_remesh_operator(bpy, source, RESOLUTION, adaptivity)
