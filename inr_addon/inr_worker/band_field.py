@@ -144,33 +144,57 @@ class BandField(nn.Module):
     def update_curvature(self) -> None:
         """Second differences of the stored values along each axis, (M * b^3, 3), for the curvature term.
 
-        Where a point or a neighbour lies at the band's clamp (or holds no value), it is zero.
+        Where a point or a neighbour lies at the band's clamp (or holds no value), it is zero. Neighbours
+        inside a brick are read from the brick itself; across a brick's face, from the next brick's facing
+        layer, where that brick holds values.
         """
         config, side, brick = self.config, self._side, self.config.brick
         keys = self.brick_keys
+        values = self.brick_values.detach().reshape(-1, brick, brick, brick)
         bricks = torch.stack([keys // (side * side), keys // side % side, keys % side], 1)
-        local = torch.stack(torch.meshgrid(*[torch.arange(brick, device=keys.device)] * 3, indexing="ij"), -1)
-        points = (bricks[:, None, :] * brick + local.reshape(1, -1, 3)).reshape(-1, 3)
-        centre = self.brick_values.detach().reshape(-1)
+        near_clamp = values.abs() >= 0.99 * config.band
         differences = []
         for axis in range(3):
-            step = torch.zeros(3, dtype=torch.long, device=keys.device)
-            step[axis] = 1
-            after, stored_after = self._point_values(points + step)
-            before, stored_before = self._point_values(points - step)
-            valid = stored_after & stored_before
-            valid &= torch.stack([after, before, centre]).abs().amax(0) < 0.99 * config.band
-            differences.append(torch.where(valid, after - 2 * centre + before, 0.0))
+            neighbours = []
+            for step in (1, -1):
+                beside = bricks.clone()
+                beside[:, axis] += step
+                inside_grid = ((beside >= 0) & (beside < side)).all(1)
+                flat = (beside[:, 0] * side + beside[:, 1]) * side + beside[:, 2]
+                slot = torch.where(inside_grid, self.slots[flat.clamp(0, side**3 - 1)].long(), -1)
+                layer = values.select(axis + 1, 0 if step == 1 else brick - 1)  # the facing layer (M, b, b)
+                facing = values.new_zeros(layer.shape)
+                facing[slot >= 0] = layer[slot[slot >= 0]]
+                shifted = torch.roll(values, -step, axis + 1)  # within the brick; its wrapped layer is replaced
+                stored = torch.ones_like(values, dtype=torch.bool)
+                edge = brick - 1 if step == 1 else 0
+                shifted.select(axis + 1, edge).copy_(facing)
+                stored.select(axis + 1, edge).copy_((slot >= 0)[:, None, None].expand_as(layer))
+                neighbours.append((shifted, stored))
+            (after, stored_after), (before, stored_before) = neighbours
+            valid = stored_after & stored_before & ~near_clamp
+            valid &= (after.abs() < 0.99 * config.band) & (before.abs() < 0.99 * config.band)
+            differences.append(torch.where(valid, after - 2 * values + before, 0.0).reshape(-1))
         self.curvature = torch.stack(differences, 1)
         self._sign_coarse()
 
     @torch.no_grad()
     def _sign_coarse(self) -> None:
-        """The coarse distances with the fine grid's sign at each coarse point (inside bits or band values)."""
-        side = self.config.coarse_points
-        axis = torch.arange(side, device=self.coarse.device) * self.config.coarse_spacing - DOMAIN_HALF_EXTENT
+        """The coarse distances with the fine grid's sign at each coarse point (inside bits or band values).
+
+        Where the corners of a coarse point's fine cell all lie in bricks that hold no values and lie on one
+        side, they all read the band's clamp on that side, so that side is the sign; only the other points
+        are interpolated."""
+        config, side = self.config, self.config.coarse_points
+        axis = torch.arange(side, device=self.coarse.device) * config.coarse_spacing - DOMAIN_HALF_EXTENT
         points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-        inside = torch.cat([self.fine(points[start : start + BATCH]) < 0 for start in range(0, len(points), BATCH)])
+        slots = brick_corners(points, config.cell, self._side, config.brick, self.slots, self.corner_steps)[0]
+        uniform = (slots == slots[:, :1]).all(1) & (slots[:, 0] < 0)
+        inside = slots[:, 0] == -2
+        mixed = torch.nonzero(~uniform).squeeze(1)
+        for start in range(0, len(mixed), BATCH):
+            rows = mixed[start : start + BATCH]
+            inside[rows] = self.fine(points[rows]) < 0
         self.coarse_signed = torch.where(inside, -self.coarse, self.coarse)
 
     def interpolation(self, points: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -60,10 +60,11 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (zero where the faces around a vertex cancel)."""
-    normals = np.zeros_like(vertices)
     weighted = face_normals(vertices, triangles)
-    for corner in range(3):
-        np.add.at(normals, triangles[:, corner], weighted)
+    corners = triangles.reshape(-1)
+    normals = np.stack(
+        [np.bincount(corners, np.repeat(weighted[:, axis], 3), minlength=len(vertices)) for axis in range(3)], 1
+    )
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
@@ -216,8 +217,9 @@ def _neighbour_mean_operator(triangles: np.ndarray, count: int):
     columns = np.concatenate([edges[:, 1], edges[:, 0]])
     matrix = coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(count, count)).tocsr()
     matrix.data[:] = 1.0  # each edge once, though two triangles name it
-    degree = np.asarray(matrix.sum(1)).ravel()
-    return coo_matrix((matrix.data / degree[matrix.nonzero()[0]], matrix.nonzero()), shape=(count, count)).tocsr()
+    degree = np.diff(matrix.indptr)
+    matrix.data /= np.repeat(np.maximum(degree, 1), degree)
+    return matrix
 
 
 def folded(vertices: np.ndarray, triangles: np.ndarray, reference: np.ndarray, cell: float) -> np.ndarray:
