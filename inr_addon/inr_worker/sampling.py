@@ -19,6 +19,7 @@ from .band_field import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
 WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy, for closed meshes: agrees with the default 2, 4x faster
 OPEN_WINDING_ACCURACY = 2.0  # libigl's default, for open meshes: near 0.5 the cheaper one misplaces the side
+BALL_MARGIN_CELLS = 1e-3  # two empty balls must overlap by this much (in cells) to share a side
 
 
 class InputError(ValueError):
@@ -244,7 +245,8 @@ def _brick_values(
     values = centre_side * band
     unknown = np.flatnonzero(reach >= ball - band)
     found = distance.unsigned(points[unknown])
-    far = (found >= band) & (found + ball[unknown] > reach[unknown])
+    # (where the balls only touch, the segment between the points meets the surface: a margin keeps rounding out)
+    far = (found >= band) & (found + ball[unknown] > reach[unknown] + BALL_MARGIN_CELLS * config.cell)
     near = unknown[~far]
     values[near] = np.where(distance.inside(points[near]), -1.0, 1.0) * np.minimum(found[~far], band)
     undecided = np.repeat(away | (not distance.closed), count)
