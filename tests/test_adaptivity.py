@@ -4,13 +4,16 @@ the command line and Blender's operators."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import igl
 import numpy as np
 import pytest
 from conftest import MESHES
 from meshmetrics import compare_arrays
 from test_quads import blender_check, polygon_problems
-from test_worker import run_cli
+from test_worker import WORKER_ENV, run_cli
 
 from inr_worker.adaptivity import is_solid_surface, kept_share
 from inr_worker.jobs import extract, fit
@@ -76,6 +79,22 @@ def test_cli_extracts_with_adaptivity(tmp_path):
     done = run_cli("extract", str(field), "--out", str(adaptive), "--adaptivity", "0.5")
     assert done.returncode == 0, done.stderr
     assert len(igl.read_triangle_mesh(str(adaptive))[1]) <= 0.55 * len(igl.read_triangle_mesh(str(full))[1])
+
+
+def test_a_worker_without_fast_simplification_says_so_and_still_extracts(tmp_path):
+    """A worker Python set up before adaptivity existed: only adaptivity needs the package."""
+    field = tmp_path / "f.safetensors"
+    assert run_cli("fit", str(MESHES / "spot.obj"), "--field", str(field), "--preset", "FAST").returncode == 0
+    hidden = "import sys; sys.modules['fast_simplification'] = None; from inr_worker.cli import main; sys.exit(main())"
+
+    def extract_without_it(*options: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", hidden, "extract", str(field), "--out", str(tmp_path / "s.obj"), *options]
+        return subprocess.run(command, env=WORKER_ENV, capture_output=True, text=True, timeout=600, check=False)
+
+    refused = extract_without_it("--adaptivity", "0.5")
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "Adaptivity needs the fast-simplification package" in refused.stderr
+    assert extract_without_it().returncode == 0
 
 
 def test_fit_and_re_extract_with_adaptivity_in_blender(scene):

@@ -13,7 +13,8 @@ that, the surface is simplified less (half the reduction), and at last left as i
 
 from __future__ import annotations
 
-import fast_simplification
+from types import ModuleType
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -28,6 +29,19 @@ SCALED_CELL = 1 / 256
 RETRIES = 2  # halvings of the reduction after a result that is not closed and manifold
 
 
+def simplifier() -> ModuleType:
+    """The fast-simplification module; RuntimeError, saying what to do, where the worker Python lacks it (one
+    set up before adaptivity existed: it still fits and extracts without)."""
+    try:
+        import fast_simplification
+    except ImportError as error:
+        raise RuntimeError(
+            "Adaptivity needs the fast-simplification package in the worker Python: press Set Up Worker in the "
+            "add-on's preferences again (or pip install fast-simplification==0.2.0 into it)"
+        ) from error
+    return fast_simplification
+
+
 def kept_share(adaptivity: float) -> float:
     """The share of the surface's vertices that adaptivity ``adaptivity`` keeps."""
     return float(4.0**-adaptivity)
@@ -40,6 +54,7 @@ def simplify(
     of ``cell``) with about ``kept_share(adaptivity)`` of its vertices, merged where it is flattest; still
     closed, edge-manifold, outward-wound and without pinched vertices. Returns vertices (V', 3) float64 and
     triangles (T', 3) int64."""
+    fast_simplification = simplifier()
     scale = SCALED_CELL / cell
     reduction = 1.0 - kept_share(adaptivity)
     for _ in range(RETRIES + 1):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import protocol
+from .adaptivity import simplifier
 from .colour_field import surface_colours
 from .field_file import save_field
 from .jobs import USER_ERRORS, add_vertex_colours, extract, fit, fit_points, run_job
@@ -68,6 +69,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     for path in [getattr(args, name) for name in inputs] + (args.inputs if args.command == "batch" else []):
         if not path.exists():
             raise OSError(f"{path}: no such file")
+    if getattr(args, "adaptivity", 0.0) > 0:
+        simplifier()
     if args.command not in ("fit", "extract"):
         return
     if args.out is not None and (problem := surface_suffix_problem(args.out)):

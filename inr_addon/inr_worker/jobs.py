@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import colour_field, operations, protocol, quad_surface
-from .adaptivity import simplify
+from .adaptivity import simplifier, simplify
 from .band_field import BandField
 from .extract import NoSurfaceError, extract_surface, grid_frame
 from .field_file import StoredField, save_field
@@ -324,6 +324,8 @@ def run_job(job_dir: Path) -> int:
     events = protocol.EventWriter(job_dir / protocol.EVENTS_FILE)
     try:
         spec = protocol.JobSpec.read(job_dir)
+        if spec.adaptivity > 0:
+            simplifier()  # before any work: a worker set up before adaptivity existed lacks its package
         if spec.parent_pid:
             _watch_parent(spec.parent_pid)
         if spec.threads:
