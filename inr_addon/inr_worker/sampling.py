@@ -243,7 +243,9 @@ def _brick_values(
     ball = np.repeat(centre_distances, count)
     centre_side = np.where(np.repeat(centre_inside, count), -1.0, 1.0)
     values = centre_side * band
-    unknown = np.flatnonzero(reach >= ball - band)
+    unknown = reach >= ball - band
+    unknown &= ~_beyond_band_by_blocks(distance, config, cells, centres, centre_distances, unknown)
+    unknown = np.flatnonzero(unknown)
     found = distance.unsigned(points[unknown])
     # (where the balls only touch, the segment between the points meets the surface: a margin keeps rounding out)
     far = (found >= band) & (found + ball[unknown] > reach[unknown] + BALL_MARGIN_CELLS * config.cell)
@@ -253,6 +255,37 @@ def _brick_values(
     undecided[near] = False  # these have their winding number already
     values[undecided] = np.where(distance.inside(points[undecided]), -1.0, 1.0) * np.abs(values[undecided])
     return values.reshape(len(cells), count)
+
+
+def _beyond_band_by_blocks(
+    distance: DistanceQueries,
+    config: FieldConfig,
+    cells: np.ndarray,
+    centres: np.ndarray,
+    centre_distances: np.ndarray,
+    unknown: np.ndarray,
+) -> np.ndarray:
+    """Points of the bricks ``cells`` (as in :func:`_brick_values`, (M * brick^3,) bool) that lie beyond the band
+    on their brick centre's side, found from the centres of their blocks of 2^3 points: a block centre inside the
+    empty ball about the brick's centre is on its side, and so is each point of the block inside the block
+    centre's own empty ball less the band. Only blocks holding ``unknown`` points are asked."""
+    brick, cell = config.brick, config.cell
+    if brick < 4:
+        return np.zeros(len(unknown), dtype=bool)
+    half = brick // 2
+    local = np.argwhere(np.ones((brick,) * 3, dtype=bool))
+    block_of_point = ((local // 2) * np.array([half * half, half, 1])).sum(1)  # (brick^3,)
+    blocks = np.argwhere(np.ones((half,) * 3, dtype=bool))  # (B, 3)
+    offset = (blocks * 2 + 0.5 - (brick - 1) / 2) * cell  # block centre from brick centre
+    margin = BALL_MARGIN_CELLS * cell
+    points_of_block = np.argsort(block_of_point, kind="stable").reshape(len(blocks), 8)  # (B, 8) local points
+    asked = unknown.reshape(len(cells), len(local))[:, points_of_block].any(2)
+    asked &= centre_distances[:, None] > np.linalg.norm(offset, axis=1)[None] + margin
+    rows, columns = np.nonzero(asked)
+    block_distances = distance.unsigned(centres[rows] + offset[columns])
+    beyond = np.zeros_like(asked)
+    beyond[rows, columns] = block_distances > config.band + np.sqrt(3) / 2 * cell + margin
+    return beyond[:, block_of_point].reshape(-1)
 
 
 def narrow_band(distance: DistanceQueries, config: FieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
