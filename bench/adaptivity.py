@@ -32,7 +32,7 @@ ADAPTIVITY = 0.5
 COMMAND = "python bench/adaptivity.py --zip dist/inr_addon-0.1.0.zip --out bench/results/adaptivity"
 
 
-def measured(bpy, row: dict, reference: tuple, result, seconds: float) -> dict:
+def measured(row: dict, reference: tuple, result, seconds: float) -> dict:
     """``row`` with ``result``'s scores and face count, and ``seconds``."""
     from headless import mesh_arrays
 
@@ -41,15 +41,8 @@ def measured(bpy, row: dict, reference: tuple, result, seconds: float) -> dict:
     return row
 
 
-def select_only(bpy, obj) -> None:
-    for other in list(bpy.context.selected_objects):
-        other.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
-
-
 def bench(args: argparse.Namespace) -> list[dict]:
-    from headless import mesh_arrays, start_blender
+    from headless import mesh_arrays, select_only, start_blender
 
     bpy = start_blender(args.zip.resolve())
     rows = []
@@ -63,7 +56,7 @@ def bench(args: argparse.Namespace) -> list[dict]:
             remeshed = baselines.voxel_remesh_operator(bpy, source, RESOLUTION, adaptivity)
             seconds = time.perf_counter() - started
             row = {"mesh": name, "method": "Voxel Remesh operator", "step": "", "adaptivity": adaptivity}
-            rows.append(measured(bpy, row, reference, remeshed, seconds))
+            rows.append(measured(row, reference, remeshed, seconds))
             bpy.data.objects.remove(remeshed)
         for adaptivity in (0.0, ADAPTIVITY):
             select_only(bpy, source)
@@ -73,13 +66,13 @@ def bench(args: argparse.Namespace) -> list[dict]:
             seconds = time.perf_counter() - started
             result = bpy.context.active_object
             row = {"mesh": name, "method": "ours", "step": "fit", "adaptivity": adaptivity}
-            rows.append(measured(bpy, row, reference, result, seconds))
+            rows.append(measured(row, reference, result, seconds))
             started = time.perf_counter()
             if bpy.ops.inr.extract_mesh(resolution=RESOLUTION, adaptivity=adaptivity) != {"FINISHED"}:
                 raise RuntimeError(f"Re-extract failed on {name}")
             seconds = time.perf_counter() - started
             row = {"mesh": name, "method": "ours", "step": "re-extract", "adaptivity": adaptivity}
-            rows.append(measured(bpy, row, reference, result, seconds))
+            rows.append(measured(row, reference, result, seconds))
             bpy.data.objects.remove(result)
     for row in rows:  # ratios to the same method and step without adaptivity, and to the operator's time
         same = [

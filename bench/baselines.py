@@ -13,6 +13,7 @@ from typing import Self
 import igl
 import numpy as np
 import psutil
+from headless import select_only
 from meshmetrics import compare_arrays, unit_frame
 from sdf_floor import floor as dense_floor
 from skimage.measure import marching_cubes
@@ -137,10 +138,7 @@ def voxel_remesh_operator(bpy, source, resolution: int, adaptivity: float = 0.0)
     remeshed = _copy(bpy, source, f"{source.name}_voxel_operator_{resolution}")
     remeshed.data.remesh_voxel_size = max(source.dimensions) / resolution
     remeshed.data.remesh_voxel_adaptivity = adaptivity
-    for obj in list(bpy.context.selected_objects):
-        obj.select_set(False)
-    remeshed.select_set(True)
-    bpy.context.view_layer.objects.active = remeshed
+    select_only(bpy, remeshed)
     if bpy.ops.object.voxel_remesh() != {"FINISHED"}:
         raise RuntimeError(f"Voxel Remesh failed on {source.name}")
     return remeshed

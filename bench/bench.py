@@ -89,7 +89,7 @@ def floor_rows(args: argparse.Namespace, name: str, reference: tuple) -> list[di
 
 def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
     """One mesh through every method, inside Blender (the child process of the benchmark)."""
-    from headless import mesh_arrays, start_blender
+    from headless import mesh_arrays, select_only, start_blender
 
     from inr_worker.protocol import read_safetensors
 
@@ -126,10 +126,7 @@ def bench_blender(args: argparse.Namespace, name: str) -> list[dict]:
             print(row, flush=True)
     for preset, surface in ((preset, surface) for preset in args.presets for surface in args.surfaces):
         method = f"field {preset}" + (" quads" if surface == "QUADS" else "")
-        for obj in list(bpy.context.selected_objects):
-            obj.select_set(False)
-        source.select_set(True)
-        bpy.context.view_layer.objects.active = source
+        select_only(bpy, source)
         row = {"mesh": name, "method": method, "resolution": FIT_RESOLUTION, "step": "fit"}
         timed(rows, row, bpy.ops.inr.fit_mesh, resolution=FIT_RESOLUTION, preset=preset, surface=surface)
         result = bpy.context.active_object

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
-from headless import mesh_arrays, start_blender, workbench_settings
+from headless import mesh_arrays, select_only, start_blender, workbench_settings
 
 from inr_worker import colour_field
 
@@ -179,10 +179,7 @@ def transfer_uvs(bpy, target, source) -> None:
 
 
 def fit(bpy, source, resolution: int, preset: str):
-    for obj in bpy.context.selected_objects:
-        obj.select_set(False)
-    source.select_set(True)
-    bpy.context.view_layer.objects.active = source
+    select_only(bpy, source)
     started = time.monotonic()
     assert bpy.ops.inr.fit_mesh(resolution=resolution, preset=preset, selection="ACTIVE") == {"FINISHED"}
     return bpy.context.active_object, time.monotonic() - started

@@ -28,6 +28,7 @@ sys.path[:0] = [
 ]
 
 import baselines
+from headless import select_only
 
 CLOSED = ["spot.obj", "armadillo_lowres.obj", "bunny_closed_hr.obj", "cad_part"]
 RESOLUTION = 256
@@ -49,10 +50,7 @@ def source_object(bpy, name: str):
 
 def timed_fit(bpy, source) -> tuple[float, int]:
     """Seconds for Fit on ``source`` (the operator, to its end), and the result's triangle count."""
-    for obj in list(bpy.context.selected_objects):
-        obj.select_set(False)
-    source.select_set(True)
-    bpy.context.view_layer.objects.active = source
+    select_only(bpy, source)
     started = time.perf_counter()
     if bpy.ops.inr.fit_mesh(resolution=RESOLUTION, preset="BALANCED") != {"FINISHED"}:
         raise RuntimeError(f"Fit failed on {source.name}")

@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--zip", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quads" / "quads_cad_part_closeup.png")
     args = parser.parse_args()
-    from headless import start_blender, workbench_settings
+    from headless import select_only, start_blender, workbench_settings
 
     bpy = start_blender(args.zip.resolve())
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -72,10 +72,7 @@ def main() -> None:
 
     shown = []
     for surface in ("TRIANGLES", "QUADS"):
-        for other in list(bpy.context.selected_objects):
-            other.select_set(False)
-        source.select_set(True)
-        bpy.context.view_layer.objects.active = source
+        select_only(bpy, source)
         if bpy.ops.inr.fit_mesh(resolution=RESOLUTION, preset="BALANCED", surface=surface) != {"FINISHED"}:
             raise RuntimeError(f"Fit failed with {surface}")
         shown.append((bpy.context.active_object, f"ours, {surface.lower()}"))

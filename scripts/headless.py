@@ -28,6 +28,14 @@ def start_blender(zip_path: Path):
     return bpy
 
 
+def select_only(bpy, obj) -> None:
+    """Make ``obj`` the only selected object and the active one: what Fit and Voxel Remesh then act on."""
+    for other in list(bpy.context.selected_objects):
+        other.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+
+
 def mesh_arrays(obj) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) float64 and triangles (T, 3) int64 of a mesh object's own data, object space."""
     mesh = obj.data
