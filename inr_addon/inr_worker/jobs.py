@@ -253,23 +253,23 @@ def extract(
         vertices, triangles = operations.drop_islands(vertices, triangles, POINTS_ISLAND_SHARE)
     if adaptivity > 0:  # the merged surface is triangles, whichever surface was asked for
         surface = "TRIANGLES"
-    faces, relax = triangles, RELAX_WEIGHT
+    faces, relax, cell = triangles, RELAX_WEIGHT, 1 / resolution
     if surface == "QUADS":  # the dual's vertices are evenly spread and on sharp edges already: no smoothing
         relax = 0.0
         progress.stage("quads", f"dual of {len(triangles)} triangles")
-        origin, cell = grid_frame(field.model, field.low, field.high, resolution)
+        origin, _ = grid_frame(field.model, field.low, field.high, resolution)
         gradient = quad_surface.field_gradient(field.model, cell, torch_device)
         vertices, quads, fans = quad_surface.quad_surface(vertices, triangles, origin, cell, gradient)
         faces, triangles = quad_surface.as_faces(quads, fans), quad_surface.split_quads(quads, fans)
-    project, creases = _projection(field, resolution, torch_device, source, composite is None, len(vertices))
+    project, creases = _projection(field, cell, torch_device, source, composite is None, len(vertices))
     if project is not None:
         progress.stage("projecting", f"{len(vertices)} vertices onto the {'source' if source is not None else 'field'}")
-        vertices = settle(vertices, triangles, project, 1 / resolution, creases, relax)
+        vertices = settle(vertices, triangles, project, cell, creases, relax)
     if adaptivity > 0:
         progress.stage("adaptivity", f"merging flat parts of {len(triangles)} triangles")
-        vertices, faces = simplify(vertices, triangles, adaptivity, 1 / resolution)
+        vertices, faces = simplify(vertices, triangles, adaptivity, cell)
         if project is not None:  # the merged vertices sit on the merged triangles' planes: onto the surface again
-            vertices = settle(vertices, faces, project, 1 / resolution, creases, relax=0.0)
+            vertices = settle(vertices, faces, project, cell, creases, relax=0.0)
     if surface == "QUADS":
         faces = quad_surface.surface_diagonals_first(vertices, faces, field.model, torch_device)
     return field.frame.from_unit(vertices), faces
@@ -277,7 +277,7 @@ def extract(
 
 def _projection(
     field: StoredField | operations.CompositeField,
-    resolution: int,
+    cell: float,
     device: torch.device,
     source: tuple[np.ndarray, np.ndarray] | None,
     fitted: bool,
@@ -287,7 +287,6 @@ def _projection(
     else onto the field's zero level; nowhere for a composite (``fitted`` false) or a surface too large."""
     if not fitted or vertex_count > PROJECTION_MAX_VERTICES:  # as marching cubes puts them: bounded memory
         return None, None
-    cell = 1 / resolution
     if source is not None:
         to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
         return to_source, to_source.onto_creases
