@@ -29,11 +29,13 @@ NOISY_NEIGHBOURS = 64  # points in each plane fit where the points scatter about
 NOISY = 0.12  # scatter about the local planes, against the planes' reach, above which points count as noisy
 WINDING_POINTS = 20_000  # points that stand for the cloud in its winding number
 TREE_NEIGHBOURS = 10  # edges per point in the orientation graph
+RELIABLE_EDGE = 0.5  # the largest graph edge weight across which two seeds' regions compare their normals
 CHUNK = 100_000  # points per batch of neighbour queries
 VISIBILITY_DIRECTIONS = 32  # rays from each tested point, over the whole sphere
 VISIBILITY_CELLS = 64  # the occupancy grid's cells along the longest side, at most
 MAX_SEEDS = 2_500  # points tested for visibility
 SEED_MARGIN = 0.35  # how much more open one side must be than the other
+SEED_INSIDE_OPEN = 0.05  # the most of a seed's inner side that may be open: inside a solid, rays meet its surface
 POINT_FILE_SUFFIXES = (".xyz", ".pts", ".txt", ".npz")
 
 
@@ -233,8 +235,10 @@ def _fibonacci_directions(count: int) -> np.ndarray:
 
 
 def visibility_sides(points: np.ndarray, normals: np.ndarray, spacing: float, seed: int = 0) -> np.ndarray:
-    """For each point, +1 where the side its normal points to is clearly more open than the other, -1 where
-    clearly less, 0 where undecided (or not tested): rays from the point through a coarse occupancy grid."""
+    """For each point, +1 where the side its normal points to is clearly more open than the other and the
+    other is closed, -1 the other way round, 0 where undecided (or not tested): rays from the point through a
+    coarse occupancy grid. Next to a hole or where the points end, rays from the inner side leave through
+    the opening, so that side counts as open and the point is no seed."""
     voxel = max(2.0 * spacing, float(np.ptp(points, 0).max()) / VISIBILITY_CELLS)
     grid, origin = _occupancy(points, voxel)
     rng = np.random.default_rng(seed)
@@ -260,7 +264,9 @@ def visibility_sides(points: np.ndarray, normals: np.ndarray, spacing: float, se
     back_open = (open_rays & back).sum(1) / np.maximum(back.sum(1), 1)
     sides = np.zeros(len(points), dtype=np.int8)
     difference = front_open - back_open
-    sides[tested] = np.where(difference > SEED_MARGIN, 1, np.where(difference < -SEED_MARGIN, -1, 0))
+    one_side_closed = np.minimum(front_open, back_open) <= SEED_INSIDE_OPEN
+    outward = np.where(difference > SEED_MARGIN, 1, np.where(difference < -SEED_MARGIN, -1, 0))
+    sides[tested] = np.where(one_side_closed, outward, 0)
     return sides
 
 
@@ -300,12 +306,38 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, near: np.ndarray, sp
     wanted = np.where(sides[from_root] != 0, sides[from_root] > 0, outward[from_root])
     flips[from_root] = ~wanted
     parents = np.where(parents < 0, count, parents)
-    # pointer jumping: the parity of flips on the path to the root
-    jump = parents.copy()
+    # pointer jumping: the parity of flips on the path to the root, and the point just below the root (the
+    # seed, or the point facing away from the centre, whose side the point takes)
+    jump, top = parents.copy(), np.where(parents == count, np.arange(count + 1), parents)
     for _ in range(int(np.ceil(np.log2(count + 1))) + 1):
         flips = flips ^ flips[jump]
-        jump = jump[jump]
-    return np.where(flips[:count, None], -normals, normals)
+        jump, top = jump[jump], top[top]
+    oriented = np.where(flips[:count, None], -normals, normals)
+    return oriented * _region_sides(oriented, top[:count], rows, cols, weights)[top[:count], None]
+
+
+def _region_sides(
+    normals: np.ndarray, region: np.ndarray, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """+1 or -1 for each region (the points that took their side from one seed): a region whose normals
+    disagree with its neighbours' along more of their shared border than they agree is flipped, one at a
+    time, the largest gain first, so that a wrong seed's region takes its neighbours' side."""
+    reliable = (region[rows] != region[cols]) & (weights < RELIABLE_EDGE)
+    rows, cols = rows[reliable], cols[reliable]
+    agreement = np.sign(np.einsum("ij,ij->i", normals[rows], normals[cols])) * (1 - weights[reliable])
+    size = int(region.max()) + 1
+    borders = sparse.coo_matrix((agreement, (region[rows], region[cols])), shape=(size, size)).tocsr()
+    borders = (borders + borders.T).tocsc()
+    sides = np.ones(size)
+    pull = borders @ sides
+    for _ in range(size):
+        gain = -sides * pull
+        worst = int(np.argmax(gain))
+        if gain[worst] <= 0:
+            break
+        sides[worst] = -sides[worst]
+        pull += 2 * sides[worst] * borders[:, worst].toarray().ravel()
+    return sides
 
 
 def smoothed(points: np.ndarray, normals: np.ndarray, near: np.ndarray) -> np.ndarray:
