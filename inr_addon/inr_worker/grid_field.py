@@ -2,16 +2,17 @@
 samples of the shape exist (a point cloud).
 
 The field is ``f(x) = sum_l trilinear(grid_l, x)`` over grids whose cells halve from level to level; the
-coarse grids are dense (they carry the solid's overall shape and close what was never seen), the fine
-ones hold values only near the points (they carry detail). Value and gradient are both linear in the
+coarse grids carry the solid's overall shape and close what was never seen, the fine ones the detail
+near the points. Value and gradient are both linear in the
 grids' values, so the eikonal and normal terms train with first-order autograd alone, on any device.
 
 Training (:func:`train_on_points`) asks: zero at the points, gradient equal to their outward normals,
 slope 1 everywhere (eikonal), gradient along the nearest point's normal off the surface too (fading over
 ``follow_cells``: as in Screened Poisson, the walls go on across a hole or past where the points end
-instead of closing flat there), and, at samples off the surface, the side that the points' winding number
-(where it is clearly in or out) or, next to the points, the nearest normal gives, by at least half the
-distance to the nearest point.
+instead of closing flat there), a gradient that changes little over ``smooth_cells`` (a Hessian penalty
+by finite differences, so that what closes a hole or an unseen base is smooth, not ragged), and, at
+samples off the surface, the side that the points' winding number (where it is clearly in or out) or,
+next to the points, the nearest normal gives, by at least half the distance to the nearest point.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class PointsTraining:
     side_weight: float = 1.0
     follow_weight: float = 1.0  # gradient along the nearest point's normal, fading with the distance to it
     follow_cells: float = 16.0  # the fade's width, in the fit's cells
+    smooth_weight: float = 0.3  # the gradient changes little between a sample and a point next to it
+    smooth_cells: float = 2.0  # how far that point is (Gaussian), in the fit's cells
 
 
 class GridLevel(nn.Module):
@@ -176,12 +179,17 @@ class TrainingData:
         shortfall = torch.relu(margin - self.space.sides[sampled] * space_value)
         fade = torch.exp(-(self.space.nearest[sampled] / (settings.follow_cells * self.cell)).square())
         follow = fade * (space_gradient - self.space.nearest_normal[sampled]).square().sum(1)
+        beside = self.space.points[sampled] + torch.randn_like(space_gradient) * (settings.smooth_cells * self.cell)
+        beside_gradient = field(beside, with_gradient=True)[1]
+        assert beside_gradient is not None
+        smooth = (beside_gradient - space_gradient).square().sum(1)
         return (
             settings.zero_weight * (value / self.cell).square().mean()
             + settings.normal_weight * (gradient - self.normals[chosen]).square().sum(1).mean()
             + settings.eikonal_weight * (space_gradient.norm(dim=1) - 1).square().mean()
             + settings.side_weight * (self.space.confidence[sampled] * (shortfall / self.cell).square()).mean()
             + settings.follow_weight * follow.mean()
+            + settings.smooth_weight * smooth.mean()
         )
 
 
