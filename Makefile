@@ -51,6 +51,7 @@ bench: $(STAMP) $(ZIP)
 	$(PY) bench/modelling.py --out out/bench-modelling-512 --results bench/results/modelling --resolution 512
 	dpkg -s libusb-1.0-0 >/dev/null 2>&1 || apt-get install -y libusb-1.0-0
 	$(PY) bench/points.py --zip $(ZIP) --out bench/results/points $(POINTS_ARGS)
+	$(PY) bench/scan.py --zip $(ZIP) --out bench/results/scan
 	$(PY) bench/adaptivity.py --zip $(ZIP) --out bench/results/adaptivity
 
 clean:

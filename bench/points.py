@@ -115,9 +115,10 @@ def points_in_ply(path: Path) -> int:
     raise ValueError(f"{path}: no vertex element")
 
 
-def screened_poisson(points: np.ndarray, true_normals: np.ndarray, depth: int) -> list[tuple[dict, tuple]]:
+def screened_poisson(points: np.ndarray, true_normals: np.ndarray | None, depth: int) -> list[tuple[dict, tuple]]:
     """Open3D's Screened Poisson as its documentation runs it, as is and with the low-density trim;
-    each a (row fields, mesh). ``flipped_normals``: share of the oriented normals against the true ones."""
+    each a (row fields, mesh). ``flipped_normals``, where true normals are given: the share of the
+    oriented normals against them."""
     import open3d as o3d
 
     started = time.monotonic()
@@ -126,7 +127,9 @@ def screened_poisson(points: np.ndarray, true_normals: np.ndarray, depth: int) -
     cloud.orient_normals_consistent_tangent_plane(ORIENT_NEIGHBOURS)
     surface, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth)
     seconds = time.monotonic() - started
-    flipped = float((np.einsum("ij,ij->i", np.asarray(cloud.normals), true_normals) < 0).mean())
+    flipped = {}
+    if true_normals is not None:
+        flipped["flipped_normals"] = float((np.einsum("ij,ij->i", np.asarray(cloud.normals), true_normals) < 0).mean())
     plain = (np.asarray(surface.vertices).copy(), np.asarray(surface.triangles, np.int64).copy())
     started = time.monotonic()
     densities = np.asarray(densities)
@@ -134,8 +137,8 @@ def screened_poisson(points: np.ndarray, true_normals: np.ndarray, depth: int) -
     trimmed = (np.asarray(surface.vertices), np.asarray(surface.triangles, np.int64))
     trim_seconds = time.monotonic() - started
     return [
-        ({"wall_s": seconds, "flipped_normals": flipped}, plain),
-        ({"wall_s": seconds + trim_seconds, "flipped_normals": flipped}, trimmed),
+        ({"wall_s": seconds} | flipped, plain),
+        ({"wall_s": seconds + trim_seconds} | flipped, trimmed),
     ]
 
 

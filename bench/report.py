@@ -165,7 +165,7 @@ def contact_sheet(bpy, objects: list, labels: list[str], path: Path) -> None:
     for obj in bpy.context.scene.objects:
         if obj.type == "MESH" and obj not in objects:
             obj.hide_render = True
-    bpy.ops.object.camera_add(location=(1.5 * spacing, -10 * size, 0), rotation=(math.pi / 2, 0, 0))
+    bpy.ops.object.camera_add(location=((len(objects) - 1) / 2 * spacing, -10 * size, 0), rotation=(math.pi / 2, 0, 0))
     camera = bpy.context.active_object
     camera.data.type = "ORTHO"
     camera.data.ortho_scale = 4.2 * spacing
