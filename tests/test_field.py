@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import MESHES
 
+from inr_worker import extract as extraction
 from inr_worker import jobs, operations, protocol, sampling
 from inr_worker.band_field import BandField, FieldConfig
 from inr_worker.extract import SAFETY
@@ -179,3 +180,25 @@ def test_small_separate_parts_survive_the_far_field_reading():
     for resolution in (256, 255):  # on the field's own grid, and off it
         vertices, triangles = jobs.extract(field, resolution, "CPU")
         assert len(operations.surface_pieces(vertices, triangles)[1]) == 61, resolution
+
+
+def test_extraction_at_the_stored_resolution_reads_the_stored_grid(bunny_band):
+    """At the field's own resolution the extraction lattice is the band's grid and takes its values as stored:
+    the same values the field gives there, without interpolating (what makes Re-extract at 256 closer than
+    marching cubes on interpolated values)."""
+    _, model = bunny_band
+    rng = np.random.default_rng(0)
+    corner = torch.from_numpy(rng.integers(0, CONFIG.bricks_per_side * CONFIG.brick - 1, (20_000, 3)))
+    near_keys = model.brick_keys[rng.integers(len(model.brick_keys), size=20_000)]
+    side = CONFIG.bricks_per_side
+    in_band = torch.stack([near_keys // (side * side), near_keys // side % side, near_keys % side], 1) * CONFIG.brick
+    points = torch.cat([corner, in_band + torch.from_numpy(rng.integers(0, CONFIG.brick, (20_000, 3)))])
+    stored = model.grid_values(points)
+    read = model.evaluate(points.double().mul(CONFIG.cell).sub(protocol.DOMAIN_HALF_EXTENT).float())
+    assert (stored.abs() < CONFIG.band).sum() > 10_000  # many of them in the band
+    assert torch.allclose(stored, read, atol=1e-3 * CONFIG.cell)
+    lattice = extraction._lattice(model, np.full(3, -0.4), np.full(3, 0.4), CONFIG.resolution, torch.device("cpu"))
+    assert lattice.grid_offset is not None
+    assert np.allclose((lattice.origin + protocol.DOMAIN_HALF_EXTENT) / CONFIG.cell, lattice.grid_offset)
+    elsewhere = extraction._lattice(model, np.full(3, -0.4), np.full(3, 0.4), 60, torch.device("cpu"))
+    assert elsewhere.grid_offset is None

@@ -243,6 +243,21 @@ class BandField(nn.Module):
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.beyond_band(points, self.fine(points))
 
+    def grid_frame(self) -> tuple[np.ndarray, float]:
+        """Where the fine grid's point (0, 0, 0) lies, and its cell: extraction on this grid reads it directly."""
+        return np.full(3, -DOMAIN_HALF_EXTENT), self.config.cell
+
+    @torch.inference_mode()
+    def grid_values(self, points: torch.Tensor) -> torch.Tensor:
+        """The field at the fine grid's points (integer indices (N, 3)): what :meth:`forward` reads there,
+        without interpolating."""
+        values = torch.empty(len(points), device=points.device)
+        for start in range(0, len(points), BATCH):
+            rows = points[start : start + BATCH]
+            fine = self._point_values(rows)[0].clamp(-self.config.band, self.config.band)
+            values[start : start + BATCH] = self.beyond_band(rows * self.config.cell - DOMAIN_HALF_EXTENT, fine)
+        return values
+
     def beyond_band(self, points: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         """The field at ``points`` from the fine value there: where it reads near the band's clamp, the
         coarse distance may raise its magnitude."""

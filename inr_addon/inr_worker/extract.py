@@ -8,6 +8,10 @@ zero than ``SAFETY`` times its half diagonal cannot hold the surface. Cells next
 across a face where the sign changes are added until none is missing (across chunk borders too), so
 the surface closes even where that bound fails.
 
+At the resolution a field stores (``grid_frame``), the lattice is shifted by under half a cell onto the
+field's own grid and takes its values as stored (``grid_values``): no interpolation, so marching cubes
+sees the exact distances the band holds.
+
 Marching cubes (Lewiner's topology-correct variant) runs on each chunk's array, masked to its active
 cells. Points on a chunk's border are evaluated once and shared with its neighbours, so both sides of a
 seam see the same values; every vertex is named by its global grid edge and placed from those shared
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import typing
 from collections.abc import Callable
 from typing import Protocol
 
@@ -35,6 +40,14 @@ class DistanceField(Protocol):
     """What the extractor needs of a field: values at points (N, 3) of the unit frame."""
 
     def evaluate(self, points: torch.Tensor) -> torch.Tensor: ...
+
+
+class StoredGrid(Protocol):
+    """A field that stores values on a grid (``BandField``): read directly where the lattice is that grid."""
+
+    def grid_frame(self) -> tuple[np.ndarray, float]: ...  # the grid's point (0, 0, 0) and its cell
+
+    def grid_values(self, points: torch.Tensor) -> torch.Tensor: ...  # at integer grid points (N, 3)
 
 
 MAX_BLOCK = 16  # most cells per block side at the coarsest level
@@ -96,6 +109,7 @@ class _Lattice:
     cell: float
     block: int
     cells: np.ndarray  # (3,) cells per axis, a multiple of block
+    grid_offset: np.ndarray | None = None  # (3,) where the lattice is the field's own grid: its point (0, 0, 0) there
 
     @property
     def points(self) -> np.ndarray:
@@ -103,8 +117,14 @@ class _Lattice:
 
     def evaluate(self, points: np.ndarray) -> np.ndarray:
         """Field values at integer grid points (N, 3); the grid's outer layer is forced outside."""
-        positions = torch.from_numpy((self.origin + points * self.cell).astype(np.float32)).to(self.device)
-        values = self.model.evaluate(positions).float().cpu().numpy()
+        if self.grid_offset is not None:
+            stored = typing.cast(StoredGrid, self.model)
+            values = (
+                stored.grid_values(torch.from_numpy(points + self.grid_offset).to(self.device)).float().cpu().numpy()
+            )
+        else:
+            positions = torch.from_numpy((self.origin + points * self.cell).astype(np.float32)).to(self.device)
+            values = self.model.evaluate(positions).float().cpu().numpy()
         # The outer layer is outside by construction: the surface closes even where the field errs.
         on_boundary = ((points == 0) | (points == self.points - 1)).any(1)
         values[on_boundary] = np.maximum(values[on_boundary], self.cell)
@@ -118,6 +138,11 @@ def _lattice(
     block = block_size(cell, getattr(model, "truncation", TRUNCATION))
     blocks = -(-(np.ceil((np.asarray(high) - low) / cell).astype(np.int64) + 2 * PAD_CELLS) // block)
     origin = (np.asarray(low) + high) / 2 - blocks * block * cell / 2
+    grid_frame = getattr(model, "grid_frame", None)
+    if grid_frame is not None and grid_frame()[1] == cell:  # on the field's own grid: shifted by under half a cell
+        grid_origin = grid_frame()[0]
+        steps = np.round((origin - grid_origin) / cell)
+        return _Lattice(model, device, grid_origin + steps * cell, cell, block, blocks * block, steps.astype(np.int64))
     return _Lattice(model, device, origin, cell, block, blocks * block)
 
 

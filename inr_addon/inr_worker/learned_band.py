@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .band_field import BandField, FieldConfig, brick_corners
+from .protocol import DOMAIN_HALF_EXTENT
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
 FADE_START = 0.5  # the residual fades out from this share of the band's clamp to the clamp
@@ -191,6 +192,10 @@ class LearnedBandField(BandField):
             features = torch.cat([level.read(*level.interpolation(local)) for level in self.levels], 1)
             fine = fine.index_add(0, near, self.decode(features, fine[near]))
         return self.beyond_band(points, fine)
+
+    def grid_values(self, points: torch.Tensor) -> torch.Tensor:
+        """The field at the fine grid's points (integer indices (N, 3)), residual included."""
+        return self.evaluate(points.float() * self.config.cell - DOMAIN_HALF_EXTENT)
 
     def stored_arrays(self) -> dict[str, np.ndarray]:
         """The band's arrays, each level's features as int8 with one scale a level, and the decoder."""
