@@ -313,15 +313,17 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, near: np.ndarray, sp
         flips = flips ^ flips[jump]
         jump, top = jump[jump], top[top]
     oriented = np.where(flips[:count, None], -normals, normals)
-    return oriented * _region_sides(oriented, top[:count], rows, cols, weights)[top[:count], None]
+    region = np.unique(top[:count], return_inverse=True)[1].reshape(-1)
+    return oriented * _region_sides(oriented, region, rows, cols, weights)[region, None]
 
 
 def _region_sides(
     normals: np.ndarray, region: np.ndarray, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
-    """+1 or -1 for each region (the points that took their side from one seed): a region whose normals
-    disagree with its neighbours' along more of their shared border than they agree is flipped, one at a
-    time, the largest gain first, so that a wrong seed's region takes its neighbours' side."""
+    """+1 or -1 for each region (``region``: each point's, numbered from 0; the points that took their side
+    from one seed): a region whose normals disagree with its neighbours' along more of their shared border
+    than they agree is flipped, one at a time, the largest gain first, so that a wrong seed's region takes
+    its neighbours' side."""
     reliable = (region[rows] != region[cols]) & (weights < RELIABLE_EDGE)
     rows, cols = rows[reliable], cols[reliable]
     agreement = np.sign(np.einsum("ij,ij->i", normals[rows], normals[cols])) * (1 - weights[reliable])
