@@ -356,9 +356,6 @@ def ours_via_blender(bpy, points_path: Path, out: Path, args: argparse.Namespace
 def contact_sheet(bpy, args: argparse.Namespace, shape: str) -> None:
     """One Workbench row per case (the reference, then SHEET_METHODS' surfaces that exist), stacked; the
     shared meshes have Y up, so each is turned to stand with Z up before the front view."""
-    import report
-    from PIL import Image
-
     rows = []
     for case in args.cases:
         paths = {"reference": args.work / shape / "reference.ply"}
@@ -366,22 +363,43 @@ def contact_sheet(bpy, args: argparse.Namespace, shape: str) -> None:
         objects, labels = [], []
         for label, path in paths.items():
             if path.is_file():
-                vertices, triangles = igl.read_triangle_mesh(str(path))[:2]
-                mesh = bpy.data.meshes.new(label)
-                mesh.from_pydata((vertices @ Y_UP_TO_Z_UP.T).tolist(), [], triangles.tolist())
-                objects.append(bpy.data.objects.new(label, mesh))
-                bpy.context.scene.collection.objects.link(objects[-1])
+                objects.append(standing_object(bpy, label, path))
                 labels.append(f"{case}: {label}" if label == "reference" else label)
-        row_path = args.work / shape / f"sheet_{case}.png"
-        report.contact_sheet(bpy, objects, labels, row_path)
-        picture = Image.open(row_path).convert("RGBA")
-        rows.append(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"))
-        for obj in list(bpy.data.objects):
-            bpy.data.objects.remove(obj)
+        rows.append(sheet_row(bpy, objects, labels, args.work / shape / f"sheet_{case}.png"))
+    save_png(stacked(rows), args.out / f"sheet_{shape}.png", args.command)
+
+
+def standing_object(bpy, name: str, path: Path):
+    """The mesh file at ``path`` (Y up, as the shared meshes stand) as a linked object standing with Z up."""
+    vertices, triangles = igl.read_triangle_mesh(str(path))[:2]
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata((vertices @ Y_UP_TO_Z_UP.T).tolist(), [], triangles.tolist())
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def sheet_row(bpy, objects: list, labels: list[str], path: Path):
+    """``objects`` rendered side by side (``report.contact_sheet``) to ``path``, on white, as a PIL image;
+    then every object is removed from the scene."""
+    import report
+    from PIL import Image
+
+    report.contact_sheet(bpy, objects, labels, path)
+    picture = Image.open(path).convert("RGBA")
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    return Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB")
+
+
+def stacked(rows: list):
+    """PIL images one above the other, on white."""
+    from PIL import Image
+
     sheet = Image.new("RGB", (max(row.width for row in rows), sum(row.height for row in rows)), "white")
     for index, row in enumerate(rows):
         sheet.paste(row, (0, sum(previous.height for previous in rows[:index])))
-    save_png(sheet, args.out / f"sheet_{shape}.png", args.command)
+    return sheet
 
 
 def save_png(image, path: Path, command: str) -> None:

@@ -33,7 +33,7 @@ SCAN = ROOT.parent / "shared" / "data" / "scans" / "srb_lord_quas.xyz"
 sys.path[:0] = [str(ROOT.parent / "shared" / "tools"), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 from meshmetrics import edge_counts, sample
-from points import Y_UP_TO_Z_UP, run_ours, save_png, screened_poisson, write_mesh
+from points import run_ours, save_png, screened_poisson, sheet_row, stacked, standing_object, write_mesh
 
 FAR = 0.02  # surface farther than this from every point (a fraction of the longest side) was never seen
 METHODS = ["SPSR d8", "SPSR d8 trim", "ours"]
@@ -91,32 +91,18 @@ def pictures(args: argparse.Namespace) -> None:
     """Inside Blender: each surface from the front and from the back, on white, in one picture."""
     import math
 
-    import report
     from headless import start_blender
-    from PIL import Image
 
     bpy = start_blender(args.zip.resolve())
     bpy.ops.wm.read_homefile(use_empty=True)
     halves = []
     for turn, side in ((math.pi, "front"), (0.0, "back")):
-        objects = []
-        for method in METHODS:
-            vertices, triangles = igl.read_triangle_mesh(str(mesh_path(args.work, method)))[:2]
-            mesh = bpy.data.meshes.new(method)
-            mesh.from_pydata((vertices @ Y_UP_TO_Z_UP.T).tolist(), [], triangles.tolist())
-            objects.append(bpy.data.objects.new(method, mesh))
-            objects[-1].rotation_euler[2] = turn
-            bpy.context.scene.collection.objects.link(objects[-1])
-        path = args.work / f"scan_{side}.png"
-        report.contact_sheet(bpy, objects, [f"{method}, {side}" for method in METHODS], path)
-        picture = Image.open(path).convert("RGBA")
-        halves.append(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"))
-        for obj in list(bpy.data.objects):
-            bpy.data.objects.remove(obj)
-    sheet = Image.new("RGB", (max(half.width for half in halves), sum(half.height for half in halves)), "white")
-    for index, half in enumerate(halves):
-        sheet.paste(half, (0, index * halves[0].height))
-    save_png(sheet, args.out / "scan.png", args.command)
+        objects = [standing_object(bpy, method, mesh_path(args.work, method)) for method in METHODS]
+        for obj in objects:
+            obj.rotation_euler[2] = turn
+        labels = [f"{method}, {side}" for method in METHODS]
+        halves.append(sheet_row(bpy, objects, labels, args.work / f"scan_{side}.png"))
+    save_png(stacked(halves), args.out / "scan.png", args.command)
 
 
 def mesh_path(work: Path, method: str) -> Path:
