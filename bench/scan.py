@@ -25,12 +25,16 @@ from pathlib import Path
 
 import igl
 import numpy as np
-from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]
 SCAN = ROOT.parent / "shared" / "data" / "scans" / "srb_lord_quas.xyz"
-sys.path[:0] = [str(ROOT.parent / "shared" / "tools"), str(ROOT / "scripts"), str(ROOT / "bench")]
+sys.path[:0] = [
+    str(ROOT.parent / "shared" / "tools"),
+    str(ROOT / "scripts"),
+    str(ROOT / "bench"),
+    str(ROOT / "inr_addon"),
+]
 
 from meshmetrics import edge_counts, sample
 from points import run_ours, save_png, screened_poisson, sheet_row, stacked, standing_object, write_mesh
@@ -39,14 +43,10 @@ FAR = 0.02  # surface farther than this from every point (a fraction of the long
 METHODS = ["SPSR d8", "SPSR d8 trim", "ours"]
 
 
-def pieces(triangles: np.ndarray) -> int:
-    """Connected pieces of a triangle mesh (sharing vertices)."""
-    adjacency = igl.adjacency_matrix(triangles)
-    return int(csgraph.connected_components(adjacency, directed=False)[0]) if len(triangles) else 0
-
-
 def score(points: np.ndarray, size: float, vertices: np.ndarray, triangles: np.ndarray) -> dict:
     """How close the surface passes to the points, and how much of it lies far from all of them."""
+    from inr_worker.operations import surface_pieces  # torch: not for the Blender child that draws the picture
+
     squared = igl.point_mesh_squared_distance(points, vertices, triangles)[0]
     to_surface = np.sqrt(squared) / size
     on_surface = sample(vertices, triangles, 200_000, np.random.default_rng(0))[0]
@@ -59,7 +59,7 @@ def score(points: np.ndarray, size: float, vertices: np.ndarray, triangles: np.n
         "far_area_share": float((from_points > FAR).mean()),
         "boundary_edges": boundary,
         "nonmanifold_edges": nonmanifold,
-        "pieces": pieces(triangles),
+        "pieces": len(np.unique(surface_pieces(vertices, triangles)[0])),
         "triangles": len(triangles),
     }
 
