@@ -114,11 +114,16 @@ def test_field_alone_onto_its_zero_level_is_closer_than_marching_cubes(bunny, tm
     assert not surface_projection.folded(projected[0], projected[1], reference, cell).any()
 
 
-def test_sharp_edges_come_back_sharp():
-    """A box: marching cubes cuts its edges and corners; vertices near them go onto them."""
+def box() -> tuple[np.ndarray, np.ndarray]:
+    """A 2 x 1 x 0.6 box, outward-wound triangles."""
     vertices = np.array([(x, y, z) for x in (0, 2.0) for y in (0, 1.0) for z in (0, 0.6)])
     quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    return vertices, np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+
+
+def test_sharp_edges_come_back_sharp():
+    """A box: marching cubes cuts its edges and corners; vertices near them go onto them."""
+    vertices, triangles = box()
     field = fit(vertices, triangles, preset="FAST")
     plain = marching_cubes(field, 64)
     projected = extract(field, 64, "CPU", source=(vertices, triangles))
@@ -128,3 +133,19 @@ def test_sharp_edges_come_back_sharp():
     assert after["normal_consistency"] > 0.995
     assert before["normal_consistency"] < 0.98
     assert after["chamfer_l1"] < 0.2 * before["chamfer_l1"]
+
+
+def test_a_stored_field_keeps_its_sources_sharp_edges(tmp_path):
+    """The field file keeps the box's 12 edges (its faces' diagonals are flat, not sharp): re-extraction with
+    the source deleted puts vertices onto them, as Fit does, instead of cutting them."""
+    vertices, triangles = box()
+    save_field(tmp_path / "box.safetensors", fit(vertices, triangles, preset="FAST"))
+    stored = load_field(tmp_path / "box.safetensors")
+    assert stored.creases is not None and stored.creases.shape == (12, 2, 3)
+    kept = extract(stored, RESOLUTION, "CPU")
+    stored.creases = None
+    cut = extract(stored, RESOLUTION, "CPU")
+    assert_closed(kept[1])
+    with_edges, without = compare_arrays(vertices, triangles, *kept), compare_arrays(vertices, triangles, *cut)
+    assert with_edges["normal_consistency"] > 0.995 > without["normal_consistency"]
+    assert with_edges["chamfer_l1"] < 0.5 * without["chamfer_l1"]

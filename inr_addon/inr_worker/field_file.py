@@ -38,6 +38,7 @@ class StoredField:
     high: np.ndarray
     info: dict[str, str]
     colours: Colours | None = None  # the source's colours, where it had any
+    creases: np.ndarray | None = None  # the source mesh's sharp edges, segments (E, 2, 3) in the unit frame
 
 
 def save_field(path: Path, field: StoredField) -> None:
@@ -49,6 +50,8 @@ def save_field(path: Path, field: StoredField) -> None:
         "bounds.low": np.asarray(field.low, np.float64),
         "bounds.high": np.asarray(field.high, np.float64),
     }
+    if field.creases is not None:
+        arrays[protocol.CREASES] = np.asarray(field.creases, np.float32)
     colour_metadata = {}
     if field.colours is not None:
         arrays.update(field.colours.stored_arrays())
@@ -95,6 +98,9 @@ def load_field(path: Path) -> StoredField:
     if not np.isfinite(numbers).all() or not scale > 0:
         raise protocol.ProtocolError("the stored field is damaged (its frame is not finite); re-fit this object")
     model = _model_of(config, metadata, arrays)
+    creases = arrays.get(protocol.CREASES)
+    if creases is not None and not np.isfinite(creases).all():
+        raise protocol.ProtocolError("the stored field is damaged (its sharp edges are not finite); re-fit this object")
     frame = UnitFrame(centre=arrays["frame.centre"].astype(np.float64), scale=scale)
     low, high = arrays["bounds.low"].astype(np.float64), arrays["bounds.high"].astype(np.float64)
     try:
@@ -110,7 +116,7 @@ def load_field(path: Path) -> StoredField:
         protocol.RESIDUAL_CONFIG_KEY,
     )
     info = {k: v for k, v in metadata.items() if k not in skipped}
-    return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info, colours=colours)
+    return StoredField(model=model.eval(), frame=frame, low=low, high=high, info=info, colours=colours, creases=creases)
 
 
 def _model_of(config: FieldConfig, metadata: dict[str, str], arrays: dict[str, np.ndarray]) -> BandField:

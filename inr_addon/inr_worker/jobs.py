@@ -26,12 +26,22 @@ from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
 from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band, surface_points
 from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .surface_projection import RELAX_WEIGHT, Creases, FieldProjection, Projector, SourceProjection, settle
+from .surface_projection import (
+    RELAX_WEIGHT,
+    CreaseLines,
+    Creases,
+    FieldProjection,
+    Projector,
+    SourceProjection,
+    crease_segments,
+    settle,
+)
 from .train import LEARNED_PRESETS, POINTS_PRESETS, PRESETS, pick_device, train_field
 
 WIDTH_SPACINGS = 1.5  # the points' moving-least-squares width, in point spacings, or
 WIDTH_NOISE = 2.5  # in their scatter about their local planes, or
 WIDTH_CELLS = 0.8  # in the fit's cells (so that it reaches across the band on dense clouds), whichever is widest
+MAX_STORED_CREASES = 250_000  # a field keeps its source's sharp edges up to this many (24 bytes each)
 PROJECTION_MAX_VERTICES = 4_000_000  # larger surfaces (2048 cells) keep marching cubes' vertices: bounded memory
 POINTS_ISLAND_SHARE = 0.01  # pieces of a points fit under this share of its largest solid's volume are dropped
 USER_ERRORS = (InputError, NoSurfaceError, protocol.ProtocolError, operations.OperationError, RuntimeError, OSError)
@@ -95,8 +105,14 @@ def fit(
         "torch": torch.__version__,
         **({"learned": "residual"} if learned else {}),
     }
+    creases = crease_segments(unit_vertices, band.distance.triangles)
     return StoredField(
-        model=model.cpu(), frame=band.frame, low=unit_vertices.min(0), high=unit_vertices.max(0), info=info
+        model=model.cpu(),
+        frame=band.frame,
+        low=unit_vertices.min(0),
+        high=unit_vertices.max(0),
+        info=info,
+        creases=creases if len(creases) <= MAX_STORED_CREASES else None,
     )
 
 
@@ -221,8 +237,9 @@ def extract(
     """The surface of a fitted or a composite field at ``resolution`` cells along the longest side, in its
     object's coordinates. With ``source``, the mesh that the field was fitted to (vertices, triangles in
     the same coordinates), the vertices go onto it where it bounds the solid; without, onto the field's
-    zero level (``surface_projection``). ``surface``: ``"TRIANGLES"`` (marching cubes; faces (T, 3)) or
-    ``"QUADS"`` (its dual, ``quad_surface``; faces (F, 4), where a triangle's fourth index is -1).
+    zero level and the sharp edges it kept (``surface_projection``). ``surface``: ``"TRIANGLES"`` (marching
+    cubes; faces (T, 3)) or ``"QUADS"`` (its dual, ``quad_surface``; faces (F, 4), where a triangle's fourth
+    index is -1).
     ``adaptivity`` above 0 merges triangles where the surface is flat (``adaptivity``) and gives triangles
     whichever ``surface`` is asked for, as Voxel Remesh's adaptivity does.
 
@@ -284,13 +301,15 @@ def _projection(
     vertex_count: int,
 ) -> tuple[Projector | None, Creases | None]:
     """Where an extracted surface's vertices go: onto the ``source`` (and its creases) where it is at hand,
-    else onto the field's zero level; nowhere for a composite (``fitted`` false) or a surface too large."""
+    else onto the field's zero level (and the source's creases, where the field kept them); nowhere for a
+    composite (``fitted`` false) or a surface too large."""
     if not fitted or vertex_count > PROJECTION_MAX_VERTICES:  # as marching cubes puts them: bounded memory
         return None, None
     if source is not None:
         to_source = SourceProjection(field.frame.to_unit(np.asarray(source[0], np.float64)), source[1], cell)
         return to_source, to_source.onto_creases
-    return FieldProjection(field.model, cell, device), None
+    kept = field.creases if isinstance(field, StoredField) else None
+    return FieldProjection(field.model, cell, device), None if kept is None else CreaseLines(kept, cell)
 
 
 def warm_up() -> None:

@@ -29,6 +29,7 @@ COLOUR_MESH_VERTICES, COLOUR_MESH_TRIANGLES, COLOUR_MESH_COLOURS = (
     "colour.corners",
 )
 COLOUR_FILE = "colours.npz"  # fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.colour_field)
+CREASES = "creases"  # optional tensor of a mesh's field: its source's sharp edges, segments (E, 2, 3) in the unit frame
 FIELD_FORMAT_VERSION = 3  # 3: sparse narrow band of int8 bricks and a coarse distance grid; older: re-fit those
 DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit frame
 FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
@@ -365,6 +366,8 @@ def _check_shapes(
         "bounds.low": ("F64", (3,)),
         "bounds.high": ("F64", (3,)),
     }
+    if CREASES in tensors:  # optional: the source's sharp edges (surface_projection.crease_segments)
+        expected[CREASES] = ("F32", (tensors[CREASES][1][0] if tensors[CREASES][1] else -1, 2, 3))
     if COLOUR_VALUES in tensors:  # optional: one sRGB colour per band point next to the surface (colour_field)
         expected[COLOUR_VALUES] = ("U8", (min(tensors[COLOUR_VALUES][1][0], count * brick**3), 3))
     if COLOUR_MESH_TRIANGLES in tensors:  # or the source's triangles with their corner colours (colour_field)

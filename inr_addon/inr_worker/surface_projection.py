@@ -5,8 +5,8 @@ Marching cubes puts each vertex on a grid edge, where the interpolated field cro
 surface by the interpolation's error, and unevenly spread (slivers beside tiny triangles), so that the
 triangles' chords stray from the surface. Here the vertices are spread evenly along the surface (a few
 rounds of tangential smoothing) and projected back onto it after each round, as Voxel Remesh does with
-its source. At fit time, vertices within half a cell of one of the source's sharp edges (creases) then go
-onto it, so that the edge comes back sharp.
+its source. Then vertices within half a cell of one of the source's sharp edges (creases) go onto it, so
+that the edge comes back sharp: at fit time onto the source's, at re-extraction onto those the field kept.
 
 A vertex moves only where its projection is trustworthy (see :class:`SourceProjection` and
 :class:`FieldProjection`); elsewhere it stays where marching cubes put it. Only positions change, so the
@@ -80,6 +80,37 @@ def crease_edges(triangles: np.ndarray, unit_normals: np.ndarray, angle: float) 
     return edges[pairs][cosine < np.cos(np.radians(angle))]
 
 
+def crease_segments(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """A mesh's sharp edges (over ``CREASE_ANGLE``) as segments (E, 2, 3): what a field keeps of its source's
+    creases, so that re-extraction brings them back without the source."""
+    normals = face_normals(vertices, triangles)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    unit_normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+    return vertices[crease_edges(triangles, unit_normals, CREASE_ANGLE)]
+
+
+class CreaseLines:
+    """Sharp edges, segments (E, 2, 3): called with points, gives their nearest point on an edge and whether
+    it is within ``CREASE_SNAP_CELLS``: marching cubes cuts across sharp edges, and vertices put on them bring
+    the edges back."""
+
+    def __init__(self, segments: np.ndarray, cell: float) -> None:
+        self.cell = cell
+        self._ends = np.ascontiguousarray(segments.reshape(-1, 3), dtype=np.float64)
+        first = np.arange(0, len(self._ends), 2)
+        self._segments = np.stack([first, first + 1, first + 1], 1)  # as flat triangles
+        self._tree: igl.AABB | None = None
+        if len(segments):
+            self._tree = igl.AABB()
+            self._tree.init(self._ends, self._segments)
+
+    def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._tree is None:
+            return points, np.zeros(len(points), dtype=bool)
+        squared, _, nearest = self._tree.squared_distance(self._ends, self._segments, np.ascontiguousarray(points))
+        return nearest, np.sqrt(squared) <= CREASE_SNAP_CELLS * self.cell
+
+
 class SourceProjection:
     """The nearest point of the source mesh (libigl's AABB tree), where that point bounds the solid.
 
@@ -103,22 +134,7 @@ class SourceProjection:
         self.outward = 1.0 if volume >= 0 else -1.0  # a closed mesh may wind inwards
         self._tree = igl.AABB()
         self._tree.init(self.vertices, self.triangles)
-        sharp = crease_edges(self.triangles, self.normals, CREASE_ANGLE)
-        self._creases = np.stack([sharp[:, 0], sharp[:, 1], sharp[:, 1]], 1)  # segments, as flat triangles
-        self._crease_tree: igl.AABB | None = None
-        if len(sharp):
-            self._crease_tree = igl.AABB()
-            self._crease_tree.init(self.vertices, self._creases)
-
-    def onto_creases(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The nearest point on the source's creases, for points within ``CREASE_SNAP_CELLS`` of one: marching
-        cubes cuts across sharp edges, and vertices put on them bring the edges back."""
-        if self._crease_tree is None:
-            return points, np.zeros(len(points), dtype=bool)
-        squared, _, nearest = self._crease_tree.squared_distance(
-            self.vertices, self._creases, np.ascontiguousarray(points)
-        )
-        return nearest, np.sqrt(squared) <= CREASE_SNAP_CELLS * self.cell
+        self.onto_creases = CreaseLines(crease_segments(self.vertices, self.triangles), cell)
 
     def __call__(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         targets, ok = np.empty_like(points), np.empty(len(points), dtype=bool)
