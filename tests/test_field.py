@@ -87,13 +87,13 @@ def test_file_round_trip_is_small_and_faithful(bunny_band, tmp_path):
     save_field(tmp_path / "f.safetensors", field)
     loaded = load_field(tmp_path / "f.safetensors")
     points = torch.rand(20_000, 3, generator=torch.Generator().manual_seed(0)) - 0.5  # the same points in any order
-    step = CONFIG.band / 127  # int8 quantisation
+    step = CONFIG.band / 32767  # int16 quantisation
     difference = (loaded.model.evaluate(points) - field.model.evaluate(points)).abs()
-    # int8 values and the curvature term read from them: a few points in 10,000 differ by several steps
+    # int16 values and the curvature term read from them: a few points in 10,000 differ by several steps
     assert (difference <= 1.5 * step).float().mean() > 0.999 and difference.max() <= 8 * step
     assert loaded.info == {"preset": "FAST"} and loaded.frame.scale == field.frame.scale
     size = (tmp_path / "f.safetensors").stat().st_size
-    stored = loaded.model.brick_values.numel() + 4 * len(loaded.model.brick_keys) + CONFIG.coarse_points**3
+    stored = 2 * loaded.model.brick_values.numel() + 4 * len(loaded.model.brick_keys) + CONFIG.coarse_points**3
     assert size < 1.2 * stored + 20_000
 
 
@@ -119,6 +119,7 @@ def _rewrite(path, tensors=None, config=None, keys=None):
         ({"config": {"resolution": 64, "brick": 4, "band_cells": 1.8, "coarse_points": 64, "extra": 1}}, "keys"),
         ({"config": {"resolution": 64, "brick": 4, "band_cells": 1.8, "coarse_points": 100_000}}, "coarse_points"),
         ({"tensors": {"coarse_distances": ("U8", (2, 2, 2), bytes(8))}}, "coarse_distances"),
+        ({"tensors": {"brick_values": ("I16", (1, 64), bytes(128))}}, "brick_values"),
         ({"tensors": {"brick_values": ("I8", (1, 64), bytes(64))}}, "brick_values"),
         ({"tensors": {"frame.scale": ("F32", (1,), bytes(4))}}, "frame.scale"),
         ({"tensors": {"weights": ("F32", (1,), bytes(4))}}, "tensors"),
@@ -142,6 +143,22 @@ def test_brick_keys_out_of_order_or_range_are_refused(bunny_band, tmp_path):
             load_field(_rewrite(tmp_path / "f.safetensors", keys=bad))
 
 
+def test_a_version_3_field_of_int8_values_still_reads(bunny_band, tmp_path):
+    """Fields saved before the band's values became int16 (format version 3, int8 codes over +-127)."""
+    field = _stored(bunny_band)
+    path = tmp_path / "f.safetensors"
+    save_field(path, field)
+    tensors, metadata = protocol.read_safetensors(path.read_bytes())
+    written = {name: (dtype, shape, bytes(raw)) for name, (dtype, shape, raw) in tensors.items()}
+    codes = np.frombuffer(written["brick_values"][2], "<i2").astype(np.float64) / 32767 * 127
+    written["brick_values"] = ("I8", written["brick_values"][1], np.round(codes).astype(np.int8).tobytes())
+    protocol.write_safetensors(path, written, {**metadata, "format_version": "3"})
+    loaded = load_field(path)
+    points = torch.rand(20_000, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    difference = (loaded.model.evaluate(points) - field.model.evaluate(points)).abs()
+    assert (difference <= 1.5 * CONFIG.band / 127).float().mean() > 0.999
+
+
 def test_a_version_1_field_says_to_refit(tmp_path):
     path = tmp_path / "old.safetensors"
     grid = ("F16", (1, 2, 16, 16, 16), bytes(2 * 2 * 16**3))
@@ -153,7 +170,7 @@ def test_a_version_1_field_says_to_refit(tmp_path):
     )
     with pytest.raises(
         protocol.ProtocolError,
-        match=f"format version 1, this add-on reads version {protocol.FIELD_FORMAT_VERSION}; re-fit this object",
+        match="format version 1, this add-on reads versions 3, 4; re-fit this object",
     ):
         load_field(path)
 

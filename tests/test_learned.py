@@ -7,11 +7,9 @@ from __future__ import annotations
 import copy
 import json
 
-import igl
 import numpy as np
 import pytest
 import torch
-from conftest import MESHES
 from headless import mesh_arrays
 from meshmetrics import edge_counts
 from test_blender import worker_processes
@@ -34,10 +32,22 @@ CONFIG = FieldConfig(resolution=64)
 TRAINING = ResidualTraining(ResidualConfig(), samples=240_000, steps=300, batch=8_192)
 
 
+def tilted_blade(thickness: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """A 1 x 0.5 slab ``thickness`` thick (about two cells at 64), tilted off the grid's axes: the thin part
+    where the band's interpolation is furthest from the true distance."""
+    corners = np.array([(x, y, z) for x in (0, 1.0) for y in (0, 0.5) for z in (0, thickness)])
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    turn_y, turn_x = 0.3, 0.2
+    about_y = np.array([[np.cos(turn_y), 0, np.sin(turn_y)], [0, 1, 0], [-np.sin(turn_y), 0, np.cos(turn_y)]])
+    about_x = np.array([[1, 0, 0], [0, np.cos(turn_x), -np.sin(turn_x)], [0, np.sin(turn_x), np.cos(turn_x)]])
+    return corners @ about_y.T @ about_x.T, triangles
+
+
 @pytest.fixture(scope="module")
-def spot_fields():
-    """Spot's band at 64 cells and the same band with a residual trained on it."""
-    vertices, triangles = igl.read_triangle_mesh(str(MESHES / "spot.obj"))[:2]
+def blade_fields():
+    """A thin blade's band at 64 cells and the same band with a residual trained on it."""
+    vertices, triangles = tilted_blade()
     band = sampling.sample_band(vertices, triangles, CONFIG)
     model = BandField(CONFIG, *(torch.from_numpy(array) for array in band.arrays()))
     stored_band = BandField.from_stored(CONFIG, model.stored_arrays())
@@ -53,8 +63,8 @@ def surface_error(model: BandField, points: np.ndarray) -> float:
     return float(model.evaluate(torch.from_numpy(points.astype(np.float32))).abs().mean() / CONFIG.cell)
 
 
-def test_residual_lowers_the_error_at_the_surface(spot_fields):
-    band, stored_band, learned = spot_fields
+def test_residual_lowers_the_error_at_the_surface(blade_fields):
+    band, stored_band, learned = blade_fields
     rng = np.random.default_rng(7)  # points other than the training samples
     points = sampling.surface_points(band.distance.vertices, band.distance.triangles, 30_000, rng)
     assert surface_error(learned, points) < 0.99 * surface_error(stored_band, points)
@@ -65,10 +75,10 @@ def test_residual_lowers_the_error_at_the_surface(spot_fields):
     assert torch.equal(learned.evaluate(far_points), stored_band.evaluate(far_points))
 
 
-def test_residual_scale_is_chosen_on_held_out_surface_points(spot_fields):
+def test_residual_scale_is_chosen_on_held_out_surface_points(blade_fields):
     """A residual that reads the surface worse than the band is scaled down to nothing (the band alone);
     the trained one keeps a share of itself and reads the surface better than the band."""
-    band, stored_band, learned = spot_fields
+    band, stored_band, learned = blade_fields
     rng = np.random.default_rng(11)
     held_out = sampling.surface_points(band.distance.vertices, band.distance.triangles, 20_000, rng)
     trained = copy.deepcopy(learned)
@@ -82,8 +92,8 @@ def test_residual_scale_is_chosen_on_held_out_surface_points(spot_fields):
     assert torch.equal(spoiled.evaluate(points), stored_band.evaluate(points))
 
 
-def test_learned_field_saves_and_loads(spot_fields, tmp_path):
-    band, _, learned = spot_fields
+def test_learned_field_saves_and_loads(blade_fields, tmp_path):
+    band, _, learned = blade_fields
     unit = band.distance.vertices
     field = StoredField(learned, band.frame, unit.min(0), unit.max(0), {"preset": "TEST"})
     path = tmp_path / "learned.safetensors"
@@ -98,10 +108,10 @@ def test_learned_field_saves_and_loads(spot_fields, tmp_path):
 
 
 @pytest.mark.parametrize("share", [0.2, 0.6, 1.2])
-def test_residual_channels_are_cut_to_the_byte_cap(spot_fields, tmp_path, share):
+def test_residual_channels_are_cut_to_the_byte_cap(blade_fields, tmp_path, share):
     """The cap is a rule on the band's bricks: the saved file stays under it, and a tighter cap gives fewer
     channels (down to the coarsest level alone)."""
-    band, stored_band, _ = spot_fields
+    band, stored_band, _ = blade_fields
     band_bytes = sum(array.nbytes for array in stored_band.stored_arrays().values())
     full = ResidualConfig()
     full_residual = sum(
@@ -122,8 +132,8 @@ def test_residual_channels_are_cut_to_the_byte_cap(spot_fields, tmp_path, share)
         assert sum(residual.channels) < sum(full.channels)
 
 
-def test_learned_field_takes_part_in_modelling(spot_fields, tmp_path):
-    band, stored_band, learned = spot_fields
+def test_learned_field_takes_part_in_modelling(blade_fields, tmp_path):
+    band, stored_band, learned = blade_fields
     unit = band.distance.vertices
     files = []
     for name, model in (("learned", learned), ("band", stored_band)):
@@ -169,8 +179,8 @@ def _rewritten(path, tmp_path, tensors=None, metadata=None):
         ({"tensors": {"residual.decoder.0.weight": ("F32", (2, 2), bytes(16))}}, "residual.decoder.0.weight"),
     ],
 )
-def test_damaged_learned_field_is_refused_before_allocation(spot_fields, tmp_path, change, message):
-    band, _, learned = spot_fields
+def test_damaged_learned_field_is_refused_before_allocation(blade_fields, tmp_path, change, message):
+    band, _, learned = blade_fields
     unit = band.distance.vertices
     path = tmp_path / "learned.safetensors"
     save_field(path, StoredField(learned, band.frame, unit.min(0), unit.max(0), {}))

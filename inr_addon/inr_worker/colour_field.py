@@ -25,15 +25,16 @@ import torch
 from scipy.spatial import cKDTree
 
 from . import protocol
-from .band_field import BandField, quantise
+from .band_field import VALUE_CODES, BandField, quantise
 from .protocol import DOMAIN_HALF_EXTENT
 
-CODES = 53  # grid points whose stored int8 code is within this of zero carry a colour (0.75 of the 1.8-cell band)
+CODES = 53  # grid points whose distance, as an int8 code over the band (-127..127), is within this of zero carry a colour (0.75 of the 1.8-cell band)
 NEIGHBOURS = 4  # colour points blended at each vertex
 POINT_NEIGHBOURS = 4  # a point cloud's points blended at each colour point
 DEFAULT_COLOUR = (0.8, 0.8, 0.8)  # linear; what an input without colour shows beside one with colour
 CHUNK = 262_144
-OWN_TRIANGLES_SHARE = 0.55  # coloured triangles are kept where they take at most this share of the field's bytes
+OWN_TRIANGLES_SHARE = 0.3  # coloured triangles are kept where they take at most this share of the field's bytes
+# (of a field with int16 band values: about what 0.55 of a field with int8 ones allowed)
 SHARED_TOLERANCE = 1e-6  # unit frame: a nearest point this close to a face lies on it too (edges and corners it shares)
 POSITION_STEP = 2 * DOMAIN_HALF_EXTENT / 65535  # large meshes' stored corners: uint16 steps across the field's domain
 STEPPED_SHARED_TOLERANCE = POSITION_STEP / 2  # SHARED_TOLERANCE for corners moved onto those steps
@@ -68,8 +69,9 @@ def coloured_grid_indices(model: BandField, codes: int) -> np.ndarray:
     """The integer fine-grid indices (N, 3) of the band's points whose stored code is within ``codes`` of
     zero, in the band's storage order (brick by brick, then within each brick)."""
     config = model.config
-    stored = quantise(model.brick_values.detach().cpu(), config.band).numpy()
-    rows, local = np.nonzero(np.abs(stored.astype(np.int16)) <= codes)
+    stored = np.abs(quantise(model.brick_values.detach().cpu(), config.band).numpy().astype(np.int64))
+    # int8 codes (-127..127) from the stored int16 ones, in integers, so that a saved field selects the same points
+    rows, local = np.nonzero(stored * 127 <= codes * VALUE_CODES + VALUE_CODES // 2)
     side, brick = config.bricks_per_side, config.brick
     keys = model.brick_keys.cpu().numpy()[rows]
     corner = np.stack([keys // (side * side), keys // side % side, keys % side], 1) * brick

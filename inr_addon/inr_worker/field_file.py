@@ -20,6 +20,7 @@ from .sampling import UnitFrame
 
 _NUMPY_DTYPES = {
     "I8": np.int8,
+    "I16": np.int16,
     "U8": np.uint8,
     "U16": np.uint16,
     "I32": np.int32,
@@ -42,7 +43,7 @@ class StoredField:
 
 
 def save_field(path: Path, field: StoredField) -> None:
-    """Write the field: band values as int8, brick keys as int32, inside bits packed."""
+    """Write the field: band values as int16, brick keys as int32, inside bits packed."""
     arrays = {
         **field.model.stored_arrays(),
         "frame.centre": np.asarray(field.frame.centre, np.float64),

@@ -61,7 +61,7 @@ class ResidualTraining:
     feature_rate: float = 0.005
     decoder_rate: float = 0.005
     feature_decay: float = 0.01  # pull of the features towards zero, relative to the data term
-    max_bytes: int = 4_000_000  # the field file's cap: the residual's channels are cut to keep under it
+    max_bytes: int = 5_000_000  # the field file's cap: the residual's channels are cut to keep under it
     surface_checks: int = 100_000  # held-out surface points that choose the residual's scale
 
 

@@ -30,7 +30,8 @@ COLOUR_MESH_VERTICES, COLOUR_MESH_TRIANGLES, COLOUR_MESH_COLOURS = (
 )
 COLOUR_FILE = "colours.npz"  # fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.colour_field)
 CREASES = "creases"  # optional tensor of a mesh's field: its source's sharp edges, segments (E, 2, 3) in the unit frame
-FIELD_FORMAT_VERSION = 3  # 3: sparse narrow band of int8 bricks and a coarse distance grid; older: re-fit those
+FIELD_FORMAT_VERSION = 4  # 4: sparse narrow band of int16 bricks and a coarse distance grid
+READABLE_FIELD_VERSIONS = {"3": "I8", "4": "I16"}  # format version: its band values' type (older: re-fit those)
 DOMAIN_HALF_EXTENT = 0.6  # a field covers [-0.6, 0.6]^3 of its mesh's unit frame
 FIELD_RESOLUTIONS = (16, 1024)  # the fine grid's cells per unit length a field may have
 FIELD_BRICKS = (2, 4, 8)  # brick sides a field may have
@@ -199,7 +200,7 @@ class EventReader:
 
 # --- safetensors -------------------------------------------------------------------------
 
-_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I32": 4, "I64": 8, "U8": 1, "U16": 2}
+_DTYPE_SIZES = {"F16": 2, "F32": 4, "F64": 8, "I8": 1, "I16": 2, "I32": 4, "I64": 8, "U8": 1, "U16": 2}
 
 
 def write_safetensors(
@@ -284,15 +285,17 @@ def check_field(data: bytes) -> dict[str, str]:
         raise ProtocolError(f"the stored field is damaged: {error}; re-fit this object") from error
     if metadata.get("format") != FIELD_FORMAT:
         raise ProtocolError("the stored data is not an inr_addon field; re-fit this object")
-    if metadata.get("format_version") != str(FIELD_FORMAT_VERSION):
+    version = metadata.get("format_version", "")
+    if version not in READABLE_FIELD_VERSIONS:
         raise ProtocolError(
-            f"the stored field has format version {metadata.get('format_version')}, this add-on reads "
-            f"version {FIELD_FORMAT_VERSION}; re-fit this object"
+            f"the stored field has format version {version or None}, this add-on reads versions "
+            f"{', '.join(READABLE_FIELD_VERSIONS)}; re-fit this object"
         )
     if COMPOSITE_KEY in metadata:  # an operation over embedded fields, each checked when it is read
         return metadata
     try:
-        _check_shapes(tensors, json.loads(metadata["field_config"]), _residual_config(metadata))
+        config = json.loads(metadata["field_config"])
+        _check_shapes(tensors, config, READABLE_FIELD_VERSIONS[version], _residual_config(metadata))
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise ProtocolError(f"the stored field is damaged ({error}); re-fit this object") from error
     return metadata
@@ -340,6 +343,7 @@ def _residual_shapes(
 def _check_shapes(
     tensors: dict[str, tuple[str, tuple[int, ...], memoryview]],
     config: dict[str, Any],
+    value_type: str,
     residual: dict[str, Any] | None = None,
 ) -> None:
     if set(config) != {"resolution", "brick", "band_cells", "coarse_points"}:
@@ -358,7 +362,7 @@ def _check_shapes(
     count = tensors["brick_keys"][1][0] if "brick_keys" in tensors else -1
     expected = {
         "brick_keys": ("I32", (count,)),
-        "brick_values": ("I8", (count, brick**3)),
+        "brick_values": (value_type, (count, brick**3)),
         "inside_bits": ("U8", (-(-bricks // 8),)),
         "coarse_distances": ("U8", (coarse, coarse, coarse)),
         "frame.centre": ("F64", (3,)),

@@ -38,11 +38,12 @@ PRESETS: dict[str, Preset] = {
 }
 
 # Meshes with ``learned``: a residual trained on top of the preset's band (learned_band). The byte caps
-# scale with the band's resolution squared (a surface's bricks do): 4 MB at BALANCED's 256 cells.
+# scale with the band's resolution squared (a surface's bricks do): 5 MB at BALANCED's 256 cells (the band's
+# int16 values take about 2 MB of that on a 256 field, its residual the rest).
 LEARNED_PRESETS: dict[str, ResidualTraining] = {
-    "FAST": ResidualTraining(ResidualConfig(), samples=150_000, steps=100, batch=8_192, max_bytes=2_250_000),
-    "BALANCED": ResidualTraining(ResidualConfig(), samples=300_000, steps=150, batch=8_192, max_bytes=4_000_000),
-    "QUALITY": ResidualTraining(ResidualConfig(), samples=1_000_000, steps=400, batch=16_384, max_bytes=16_000_000),
+    "FAST": ResidualTraining(ResidualConfig(), samples=150_000, steps=100, batch=8_192, max_bytes=2_800_000),
+    "BALANCED": ResidualTraining(ResidualConfig(), samples=300_000, steps=150, batch=8_192, max_bytes=5_000_000),
+    "QUALITY": ResidualTraining(ResidualConfig(), samples=1_000_000, steps=400, batch=16_384, max_bytes=20_000_000),
 }
 
 # Point clouds: the field is trained (grid_field), then sampled on the preset's narrow band.
