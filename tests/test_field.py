@@ -16,6 +16,7 @@ from inr_worker import jobs, operations, protocol, sampling
 from inr_worker.band_field import BandField, FieldConfig
 from inr_worker.extract import SAFETY
 from inr_worker.field_file import StoredField, load_field, save_field
+from inr_worker.protocol import DOMAIN_HALF_EXTENT
 
 CONFIG = FieldConfig(resolution=64)
 
@@ -74,6 +75,43 @@ def test_the_side_follows_the_winding_number_across_an_opening_point_by_point():
     points = np.random.default_rng(0).uniform(-0.6, 0.6, (200_000, 3))
     field_inside = model.evaluate(torch.from_numpy(points.astype(np.float32))).numpy() < 0
     assert (field_inside != band.distance.inside(points)).mean() < 0.0015
+
+
+def _grid_points(keys: np.ndarray, config: FieldConfig) -> np.ndarray:
+    """The unit-frame positions of the fine grid points of bricks ``keys``, (len(keys), brick^3, 3)."""
+    side, brick = config.bricks_per_side, config.brick
+    corners = np.stack(np.unravel_index(keys, (side,) * 3), 1) * brick
+    local = np.argwhere(np.ones((brick,) * 3, dtype=bool))
+    return -DOMAIN_HALF_EXTENT + (corners[:, None] + local[None]) * config.cell
+
+
+def test_a_closed_mesh_band_takes_its_sides_from_pseudonormals_as_the_winding_number_would(bunny_band):
+    """A closed mesh with no part inside its solid: every stored value's side, found from the nearest
+    point's pseudonormal, is the winding number's."""
+    band, _ = bunny_band
+    assert band.distance.bounds_simply()
+    points = _grid_points(band.keys, CONFIG).reshape(-1, 3)
+    exact = np.clip(band.distance.signed(points), -CONFIG.band, CONFIG.band)
+    stored = band.values.reshape(-1)
+    assert np.abs(stored - exact).max() < 1e-6
+
+
+def test_overlapping_parts_of_one_mesh_take_their_sides_from_the_winding_number():
+    """Two boxes that overlap in one closed mesh: the faces of each inside the other are inside the
+    solid, and no surface may stand there (a pseudonormal would put one on them)."""
+    vertices, triangles = [], []
+    for centre, half in (((0, 0, 0), (1.0, 0.5, 0.5)), ((0.8, 0.3, 0.1), (0.4, 0.6, 0.3))):
+        box = np.array([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * half + centre
+        quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        triangles += [np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))]) + 8 * len(vertices)]
+        vertices.append(box)
+    band = sampling.sample_band(np.concatenate(vertices), np.concatenate(triangles), CONFIG)
+    assert band.distance.closed and not band.distance.bounds_simply()
+    model = BandField(CONFIG, *(torch.from_numpy(array) for array in band.arrays()))
+    # the second box's face x = 0.4, inside the first box: a quarter cell either side reads inside (the distance
+    # there is to that face, but its side does not change across it)
+    buried = band.frame.to_unit(np.array([[0.4 + side * 0.25 * band.frame.scale / 64, 0.0, 0.0] for side in (-1, 1)]))
+    assert (model.evaluate(torch.from_numpy(buried.astype(np.float32))).numpy() < 0).all()
 
 
 def _stored(bunny_band) -> StoredField:

@@ -284,3 +284,7 @@ class TrainedDistance:
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         return self._values(points)[0] < 0
+
+    def unsigned_and_side(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        values, nearest = self._values(points)
+        return np.minimum(np.abs(values), nearest), values < 0

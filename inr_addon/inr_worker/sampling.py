@@ -1,6 +1,6 @@
 """The exact signed distance of a mesh where the field needs it: on the narrow band of bricks around
-the surface, and at training points near it; distances from libigl, signs from the generalized
-winding number.
+the surface, and at training points near it; distances from libigl, signs from the nearest point's
+pseudonormal where a closed mesh bounds its solid simply, else from the generalized winding number.
 
 Everything here works in the *unit frame*: the mesh's bounding box centred on the origin and
 scaled so that its longest side is 1 (see :class:`UnitFrame`).
@@ -19,6 +19,12 @@ from .band_field import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
 WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy, for closed meshes: agrees with the default 2, 4x faster
 OPEN_WINDING_ACCURACY = 2.0  # libigl's default, for open meshes: near 0.5 the cheaper one misplaces the side
+ANGLE_WEIGHTED = igl.PerVertexNormalsWeightingType.PER_VERTEX_NORMALS_WEIGHTING_TYPE_ANGLE
+UNIFORM_WEIGHTED = igl.PerEdgeNormalsWeightingType.PER_EDGE_NORMALS_WEIGHTING_TYPE_UNIFORM
+ALONG_FACE_NORMAL = 1e-6  # an offset within this (1 - cos^2) of its face's normal is over the face's inside
+ON_SIDE = 1e-9  # a nearest point's barycentric weight under this puts it on the opposite side of its triangle
+SIMPLE_CHECKS = 200_000  # triangles whose outer side is checked before signs come from pseudonormals
+SIDE_OFFSET = 1e-6  # unit frame: how far off a triangle's centre its outer side is checked
 BALL_MARGIN_CELLS = 1e-3  # two empty balls must overlap by this much (in cells) to share a side
 
 
@@ -88,10 +94,19 @@ class DistanceQueries(Protocol):
 
     def inside(self, points: np.ndarray) -> np.ndarray: ...
 
+    def unsigned_and_side(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Unsigned distances, and which points are inside where that comes with them (else None)."""
+        ...
+
 
 class MeshDistance:
     """Signed distance to a mesh, with both search trees built once: distance from libigl's AABB tree,
-    inside where the generalized winding number (fast, cached hierarchy) exceeds 0.5 in magnitude."""
+    inside where the generalized winding number (fast, cached hierarchy) exceeds 0.5 in magnitude.
+
+    Where the mesh bounds its solid simply (closed, and no part of it inside the solid: no overlapping
+    parts or nested shells), the side of a point also follows from its nearest point, by the angle-weighted
+    pseudonormal there (libigl), which comes with the distance at about no cost: the band's points take
+    their side that way (on the shared closed meshes it agrees with the winding number at every point)."""
 
     def __init__(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
         self.vertices, self.triangles = vertices, triangles
@@ -101,6 +116,8 @@ class MeshDistance:
         self._winding.init(vertices, triangles, 2)
         self.closed = is_closed(triangles)
         self._accuracy = WINDING_ACCURACY if self.closed else OPEN_WINDING_ACCURACY
+        self._bounds_simply: bool | None = None
+        self._pseudonormals: tuple[np.ndarray, ...] | None = None
 
     def unsigned(self, points: np.ndarray) -> np.ndarray:
         result = np.empty(len(points))
@@ -120,6 +137,73 @@ class MeshDistance:
 
     def signed(self, points: np.ndarray) -> np.ndarray:
         return np.where(self.inside(points), -1.0, 1.0) * self.unsigned(points)
+
+    def unsigned_and_side(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.bounds_simply():
+            return self.unsigned(points), None
+        distance, inside = np.empty(len(points)), np.empty(len(points), dtype=bool)
+        for start in range(0, len(points), CHUNK):
+            rows = slice(start, start + CHUNK)
+            chunk = np.ascontiguousarray(points[rows], dtype=np.float64)
+            squared, faces, nearest = self._tree.squared_distance(self.vertices, self.triangles, chunk)
+            distance[rows], inside[rows] = np.sqrt(squared), self._behind_pseudonormal(chunk, faces, nearest)
+        return distance, inside
+
+    def _behind_pseudonormal(self, points: np.ndarray, faces: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        """Whether each point lies behind the angle-weighted pseudonormal at its nearest point (on triangle
+        ``faces``): the face's normal inside it, the edge's (its two faces' mean) or the corner's (its faces'
+        normals weighted by their angles there) where the nearest point is on one."""
+        if self._pseudonormals is None:
+            face_normals = igl.per_face_normals(self.vertices, self.triangles, np.zeros(3))
+            corner_normals = igl.per_vertex_normals(self.vertices, self.triangles, ANGLE_WEIGHTED)
+            edge_normals, _, edge_of_side = igl.per_edge_normals(self.vertices, self.triangles, UNIFORM_WEIGHTED)
+            self._pseudonormals = face_normals, corner_normals, edge_normals, edge_of_side
+        face_normals, corner_normals, edge_normals, edge_of_side = self._pseudonormals
+        offsets = points - nearest
+        along = np.einsum("ij,ij->i", offsets, face_normals[faces])
+        # off the face's inside (or straight over it) the face's normal decides; else its edge's or corner's
+        rest = np.flatnonzero(along**2 < (1 - ALONG_FACE_NORMAL) * np.einsum("ij,ij->i", offsets, offsets))
+        faces, corners = faces[rest], self.triangles[faces[rest]]
+        first, second, third = (self.vertices[corners[:, k]] for k in range(3))
+        weights = _barycentric(nearest[rest], first, second, third)
+        on_side = weights < ON_SIDE
+        normals = face_normals[faces]
+        on_edge = np.flatnonzero(on_side.sum(1) == 1)  # on the side opposite the corner whose weight vanished
+        side = on_side[on_edge].argmax(1)
+        normals[on_edge] = edge_normals[edge_of_side[faces[on_edge] + side * len(self.triangles)]]
+        at_corner = np.flatnonzero(on_side.sum(1) >= 2)
+        normals[at_corner] = corner_normals[corners[at_corner, weights[at_corner].argmax(1)]]
+        along[rest] = np.einsum("ij,ij->i", offsets[rest], normals)
+        return along < 0
+
+    def bounds_simply(self) -> bool:
+        """Whether the mesh is closed and no triangle lies inside the solid: just off each triangle on its
+        outer side (a sample of ``SIMPLE_CHECKS`` triangles at most), the winding number reads outside."""
+        if self._bounds_simply is None:
+            self._bounds_simply = self.closed and self._outer_sides_outside()
+        return self._bounds_simply
+
+    def _outer_sides_outside(self) -> bool:
+        triangles = self.triangles
+        if len(triangles) > SIMPLE_CHECKS:
+            triangles = triangles[np.random.default_rng(0).choice(len(triangles), SIMPLE_CHECKS, replace=False)]
+        corners = self.vertices[triangles]
+        normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        length = np.linalg.norm(normals, axis=1)
+        sized = length > 0
+        off = corners[sized].mean(1) + SIDE_OFFSET * normals[sized] / length[sized, None]
+        return not self.inside(off).any()
+
+
+def _barycentric(points: np.ndarray, first: np.ndarray, second: np.ndarray, third: np.ndarray) -> np.ndarray:
+    """Barycentric weights (N, 3) of points in the plane of triangles (first, second, third), each (N, 3)."""
+    along, across, offset = second - first, third - first, points - first
+    d00, d01, d11 = (along * along).sum(1), (along * across).sum(1), (across * across).sum(1)
+    d20, d21 = (offset * along).sum(1), (offset * across).sum(1)
+    denominator = np.maximum(d00 * d11 - d01 * d01, 1e-300)
+    weight_second = (d11 * d20 - d01 * d21) / denominator
+    weight_third = (d00 * d21 - d01 * d20) / denominator
+    return np.stack([1 - weight_second - weight_third, weight_second, weight_third], 1)
 
 
 def is_closed(triangles: np.ndarray) -> bool:
@@ -246,11 +330,12 @@ def _brick_values(
     unknown = reach >= ball - band
     unknown &= ~_beyond_band_by_blocks(distance, config, cells, centres, centre_distances, unknown)
     unknown = np.flatnonzero(unknown)
-    found = distance.unsigned(points[unknown])
+    found, found_inside = distance.unsigned_and_side(points[unknown])
     # (where the balls only touch, the segment between the points meets the surface: a margin keeps rounding out)
     far = (found >= band) & (found + ball[unknown] > reach[unknown] + BALL_MARGIN_CELLS * config.cell)
     near = unknown[~far]
-    values[near] = np.where(distance.inside(points[near]), -1.0, 1.0) * np.minimum(found[~far], band)
+    near_inside = distance.inside(points[near]) if found_inside is None else found_inside[~far]
+    values[near] = np.where(near_inside, -1.0, 1.0) * np.minimum(found[~far], band)
     undecided = np.repeat(away | (not distance.closed), count)
     undecided[near] = False  # these have their winding number already
     values[undecided] = np.where(distance.inside(points[undecided]), -1.0, 1.0) * np.abs(values[undecided])

@@ -281,3 +281,7 @@ class ShapeDistance:
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         return self.signed(points) < 0
+
+    def unsigned_and_side(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        signed = self.signed(points)
+        return np.abs(signed), signed < 0
