@@ -138,11 +138,13 @@ def _lattice(
     block = block_size(cell, getattr(model, "truncation", TRUNCATION))
     blocks = -(-(np.ceil((np.asarray(high) - low) / cell).astype(np.int64) + 2 * PAD_CELLS) // block)
     origin = (np.asarray(low) + high) / 2 - blocks * block * cell / 2
-    grid_frame = getattr(model, "grid_frame", None)
-    if grid_frame is not None and grid_frame()[1] == cell:  # on the field's own grid: shifted by under half a cell
-        grid_origin = grid_frame()[0]
-        steps = np.round((origin - grid_origin) / cell)
-        return _Lattice(model, device, grid_origin + steps * cell, cell, block, blocks * block, steps.astype(np.int64))
+    stored_frame = getattr(model, "grid_frame", None)
+    if stored_frame is not None:
+        grid_origin, grid_cell = stored_frame()
+        if grid_cell == cell:  # on the field's own grid: shifted by under half a cell
+            steps = np.round((origin - grid_origin) / cell)
+            shifted = grid_origin + steps * cell
+            return _Lattice(model, device, shifted, cell, block, blocks * block, steps.astype(np.int64))
     return _Lattice(model, device, origin, cell, block, blocks * block)
 
 
