@@ -18,7 +18,7 @@ from meshmetrics import compare_arrays, unit_frame
 from sdf_floor import floor as dense_floor
 from skimage.measure import marching_cubes
 
-from inr_worker.sampling import MeshDistance
+from inr_worker.sources.sampling import MeshDistance
 
 METRICS = ("chamfer_l1", "f_score", "normal_consistency", "iou", "boundary_edges", "nonmanifold_edges")
 DENSE_FLOOR_MAX = 256  # above this the floor samples the exact distance on a narrow band only

@@ -176,7 +176,7 @@ def bench_worker(args: argparse.Namespace, name: str) -> list[dict]:
     """One mesh through the presets with the worker as a library on ``--device`` (no Blender)."""
     import torch
 
-    from inr_worker.field_file import save_field
+    from inr_worker.fields.field_file import save_field
     from inr_worker.jobs import extract, fit
 
     reference = read_mesh(name)

@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "inr_addon")]
 
 from headless import mesh_arrays, select_only, start_blender, workbench_settings
 
-from inr_worker import colour_field
+from inr_worker.fields import colour_field
 
 MESHES = ROOT.parent / "shared" / "data" / "meshes"
 TEXTURE_SIDE = 1024

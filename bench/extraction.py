@@ -50,7 +50,7 @@ def _dense_surface(model, low, high, resolution: int, device) -> tuple[np.ndarra
     """Marching cubes on the field evaluated at every point of the extractor's grid."""
     from skimage.measure import marching_cubes
 
-    from inr_worker import extract as extraction
+    from inr_worker.surface import extract as extraction
 
     lattice = extraction._lattice(model, low, high, resolution, device)
     shape = tuple(int(n) for n in lattice.points)
@@ -68,7 +68,7 @@ def run_one(field_path: Path, kind: str, resolution: int, out: Path) -> None:
     import torch
 
     from inr_worker import jobs
-    from inr_worker.field_file import load_field
+    from inr_worker.fields.field_file import load_field
 
     field = load_field(field_path)
     started = time.perf_counter()

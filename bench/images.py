@@ -31,7 +31,7 @@ sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "inr_addon")]
 
 from imagemetrics import load_rgb, psnr
 
-from inr_worker.image_field import fit_image_field, load_image_field, save_image_field
+from inr_worker.fields.image_field import fit_image_field, load_image_field, save_image_field
 
 KODAK = SHARED / "data" / "images" / "kodak"
 ZOOM = 4

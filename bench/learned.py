@@ -30,10 +30,10 @@ sys.path[:0] = [str(ROOT / "inr_addon"), str(SHARED / "tools")]
 from meshmetrics import compare_arrays, load
 
 from inr_worker import jobs
-from inr_worker.band_field import TRUNCATION
-from inr_worker.extract import extract_surface
-from inr_worker.field_file import load_field, save_field
-from inr_worker.sampling import MeshDistance, UnitFrame
+from inr_worker.fields.band_field import TRUNCATION
+from inr_worker.fields.field_file import load_field, save_field
+from inr_worker.sources.sampling import MeshDistance, UnitFrame
+from inr_worker.surface.extract import extract_surface
 
 MESHES = SHARED / "data" / "meshes"
 QUICK = ("spot.obj", "armadillo_lowres.obj", "teapot.obj")

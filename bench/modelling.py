@@ -5,7 +5,7 @@ and Blender's Boolean modifier (Exact) on the same inputs, closed and open.
                               [--resolution 256]
 
 Fits run in-process through the worker library (``inr_worker.jobs.fit``); operations through
-``inr_worker.operations`` (no worker start-up in the times). References are the exact booleans of the
+``inr_worker.fields.operations`` (no worker start-up in the times). References are the exact booleans of the
 sources' winding-number solids, sampled at random points. Writes the fields and surfaces (for
 bench/modelling_pictures.py) to --out, and results-<cases>-<resolution>.json and .md to --results.
 """
@@ -28,8 +28,8 @@ sys.path[:0] = [str(SHARED / "tools"), str(ROOT / "inr_addon")]
 
 from meshmetrics import edge_counts
 
-from inr_worker import operations
-from inr_worker.field_file import load_field, save_field
+from inr_worker.fields import operations
+from inr_worker.fields.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
 
 SAMPLES = 200_000

@@ -25,7 +25,7 @@ sys.path[:0] = [
 import headless
 from meshmetrics import edge_counts
 
-from inr_worker.operations import surface_pieces
+from inr_worker.fields.operations import surface_pieces
 
 PANELS = [
     ("open camelhead x2_union", "blender", "Blender Boolean (Exact):\nunion of two open heads"),

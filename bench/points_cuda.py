@@ -26,8 +26,8 @@ import torch
 from meshmetrics import compare_arrays
 
 from inr_worker import jobs
-from inr_worker.points import PointSet
-from inr_worker.sampling import UnitFrame
+from inr_worker.sources.points import PointSet
+from inr_worker.sources.sampling import UnitFrame
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "data" / "meshes"
 

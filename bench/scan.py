@@ -45,7 +45,7 @@ METHODS = ["SPSR d8", "SPSR d8 trim", "ours"]
 
 def score(points: np.ndarray, size: float, vertices: np.ndarray, triangles: np.ndarray) -> dict:
     """How close the surface passes to the points, and how much of it lies far from all of them."""
-    from inr_worker.operations import surface_pieces  # torch: not for the Blender child that draws the picture
+    from inr_worker.fields.operations import surface_pieces  # torch: not for the Blender child that draws the picture
 
     squared = igl.point_mesh_squared_distance(points, vertices, triangles)[0]
     to_surface = np.sqrt(squared) / size

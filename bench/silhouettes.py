@@ -33,9 +33,9 @@ SHARED = Path(os.environ.get("INR_SHARED", ROOT.parent / "shared"))
 sys.path[:0] = [str(ROOT / "inr_addon"), str(SHARED / "tools")]
 
 
-from inr_worker.field_file import StoredField
+from inr_worker.fields.field_file import StoredField
 from inr_worker.jobs import fit_shape
-from inr_worker.silhouette import ShapeConfig, SilhouetteShape, View
+from inr_worker.sources.silhouette import ShapeConfig, SilhouetteShape, View
 from inr_worker.train import pick_device
 
 RECT = np.array([-1.0, 1.0, -1.0, 1.0])

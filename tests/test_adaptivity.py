@@ -15,9 +15,9 @@ from meshmetrics import compare_arrays
 from test_quads import blender_check, polygon_problems
 from test_worker import WORKER_ENV, run_cli
 
-from inr_worker.adaptivity import is_solid_surface, kept_share
 from inr_worker.jobs import extract, fit
 from inr_worker.protocol import JobSpec, ProtocolError
+from inr_worker.surface.adaptivity import is_solid_surface, kept_share
 
 RESOLUTION = 128
 

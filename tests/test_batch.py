@@ -19,7 +19,7 @@ from conftest import MESHES, ROOT
 from meshmetrics import compare_arrays
 
 from inr_worker.batch import score_surface
-from inr_worker.field_file import load_field
+from inr_worker.fields.field_file import load_field
 
 LIBRARY = {"cube_no_bottom.obj": "", "teapot.obj": "", "truck.obj": "vehicles"}
 BAD = "bad/broken.obj"

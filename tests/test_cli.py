@@ -100,7 +100,7 @@ def test_a_coloured_ply_fits_to_surfaces_with_its_colours(tmp_path):
     import trimesh
     from test_colour import _uv_sphere, half_and_half
 
-    from inr_worker import colour_field
+    from inr_worker.fields import colour_field
 
     vertices, triangles = _uv_sphere(48, 24)
     srgb = np.round(colour_field.linear_to_srgb(half_and_half(vertices)) * 255).astype(np.uint8)

@@ -13,8 +13,9 @@ from headless import mesh_arrays
 from test_blender import jobs_left, scene_state, worker_processes
 from test_points_blender import addon_module, select_only, sphere_points, write_ply
 
-from inr_worker import colour_field, jobs, operations, protocol
-from inr_worker.field_file import load_field, save_field
+from inr_worker import jobs, protocol
+from inr_worker.fields import colour_field, operations
+from inr_worker.fields.field_file import load_field, save_field
 
 RED, BLUE = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
 

@@ -9,8 +9,8 @@ from meshmetrics import edge_counts
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
-from inr_worker import extract as extraction
 from inr_worker import memory
+from inr_worker.surface import extract as extraction
 
 CPU = torch.device("cpu")
 LOW, HIGH = np.full(3, -0.5), np.full(3, 0.5)

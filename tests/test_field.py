@@ -11,12 +11,14 @@ import pytest
 import torch
 from conftest import MESHES
 
-from inr_worker import extract as extraction
-from inr_worker import jobs, operations, protocol, sampling
-from inr_worker.band_field import BandField, FieldConfig
-from inr_worker.extract import SAFETY
-from inr_worker.field_file import StoredField, load_field, save_field
+from inr_worker import jobs, protocol
+from inr_worker.fields import operations
+from inr_worker.fields.band_field import BandField, FieldConfig
+from inr_worker.fields.field_file import StoredField, load_field, save_field
 from inr_worker.protocol import DOMAIN_HALF_EXTENT
+from inr_worker.sources import sampling
+from inr_worker.surface import extract as extraction
+from inr_worker.surface.extract import SAFETY
 
 CONFIG = FieldConfig(resolution=64)
 

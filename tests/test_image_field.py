@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inr_worker import image_field, protocol
-from inr_worker.image_field import fit_image_field, load_image_field, save_image_field
+from inr_worker import protocol
+from inr_worker.fields import image_field
+from inr_worker.fields.image_field import fit_image_field, load_image_field, save_image_field
 from inr_worker.progress import Progress
-from inr_worker.sampling import InputError
+from inr_worker.sources.sampling import InputError
 
 
 def psnr(reference: np.ndarray, candidate: np.ndarray) -> float:

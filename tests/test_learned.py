@@ -14,10 +14,11 @@ from headless import mesh_arrays
 from meshmetrics import edge_counts
 from test_blender import worker_processes
 
-from inr_worker import jobs, operations, protocol, sampling
-from inr_worker.band_field import BandField, FieldConfig
-from inr_worker.field_file import StoredField, load_field, save_field
-from inr_worker.learned_band import (
+from inr_worker import jobs, protocol
+from inr_worker.fields import operations
+from inr_worker.fields.band_field import BandField, FieldConfig
+from inr_worker.fields.field_file import StoredField, load_field, save_field
+from inr_worker.fields.learned_band import (
     FILE_OVERHEAD,
     LearnedBandField,
     ResidualConfig,
@@ -27,6 +28,7 @@ from inr_worker.learned_band import (
     scale_to_surface,
     train_residual,
 )
+from inr_worker.sources import sampling
 
 CONFIG = FieldConfig(resolution=64)
 TRAINING = ResidualTraining(ResidualConfig(), samples=240_000, steps=300, batch=8_192)

@@ -10,7 +10,7 @@ import pytest
 from conftest import MESHES
 from meshmetrics import edge_counts
 
-from inr_worker import operations
+from inr_worker.fields import operations
 from inr_worker.jobs import extract, fit
 
 RESOLUTION = 128

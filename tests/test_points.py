@@ -12,10 +12,12 @@ from conftest import MESHES
 from meshmetrics import compare_arrays, edge_counts
 from test_worker import run_cli
 
-from inr_worker import batch, operations, points
-from inr_worker.field_file import load_field, save_field
+from inr_worker import batch
+from inr_worker.fields import operations
+from inr_worker.fields.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit, fit_points
-from inr_worker.points import PointSet
+from inr_worker.sources import points
+from inr_worker.sources.points import PointSet
 
 
 def sample_mesh(name: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -10,10 +10,10 @@ import torch
 from conftest import MESHES
 from meshmetrics import compare_arrays, edge_counts
 
-from inr_worker import surface_projection
-from inr_worker.extract import extract_surface
-from inr_worker.field_file import load_field, save_field
+from inr_worker.fields.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
+from inr_worker.surface import surface_projection
+from inr_worker.surface.extract import extract_surface
 
 RESOLUTION = 96
 

@@ -12,10 +12,10 @@ from conftest import MESHES
 from meshmetrics import compare_arrays
 from test_worker import run_cli
 
-from inr_worker.extract import extract_surface
-from inr_worker.field_file import load_field, save_field
+from inr_worker.fields.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
-from inr_worker.quad_surface import triangulated
+from inr_worker.surface.extract import extract_surface
+from inr_worker.surface.quad_surface import triangulated
 
 RESOLUTION = 96
 

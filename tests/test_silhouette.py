@@ -1,4 +1,4 @@
-"""The worker's silhouette solids (inr_worker.silhouette): their signed distances before any training."""
+"""The worker's silhouette solids (inr_worker.sources.silhouette): their signed distances before any training."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from conftest import MESHES
 from meshmetrics import load
 from scipy import ndimage
 
-from inr_worker.sampling import InputError
-from inr_worker.silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
+from inr_worker.sources.sampling import InputError
+from inr_worker.sources.silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
 
 RECT = np.array([-1.0, 1.0, -1.0, 1.0])
 

@@ -14,11 +14,13 @@ from conftest import MESHES, ROOT
 from meshmetrics import compare_arrays, edge_counts
 from test_extract import active_cells, dense_surface, hausdorff, same_cells
 
-from inr_worker import extract as extraction
-from inr_worker import operations, protocol, sampling
-from inr_worker.band_field import FieldConfig
-from inr_worker.field_file import load_field, save_field
+from inr_worker import protocol
+from inr_worker.fields import operations
+from inr_worker.fields.band_field import FieldConfig
+from inr_worker.fields.field_file import load_field, save_field
 from inr_worker.jobs import extract, fit
+from inr_worker.sources import sampling
+from inr_worker.surface import extract as extraction
 
 WORKER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "inr_addon")}
 

@@ -29,11 +29,12 @@ import ray
 import torch
 import tqdm
 
-from . import colour_field, quad_surface
-from .field_file import load_field, save_field
+from .fields import colour_field
+from .fields.field_file import load_field, save_field
 from .jobs import USER_ERRORS, add_vertex_colours, extract, fit, fit_points
-from .points import PointSet, _read_ply, is_point_file, read_points
-from .surface_file import write_surface
+from .sources.points import PointSet, _read_ply, is_point_file, read_points
+from .surface import quad_surface
+from .surface.surface_file import write_surface
 
 IGL_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 GLTF_SUFFIXES = (".glb", ".gltf")

@@ -17,16 +17,16 @@ import numpy as np
 import torch
 
 from . import protocol
-from .adaptivity import simplifier
-from .colour_field import surface_colours
-from .field_file import save_field
+from .fields.colour_field import surface_colours
+from .fields.field_file import save_field
+from .fields.operations import load_field_bytes
 from .jobs import USER_ERRORS, add_vertex_colours, extract, fit, fit_points, run_job
 from .memory import check_memory, estimate_memory_for_points
-from .operations import load_field_bytes
-from .points import is_point_file, ply_point_count, read_points
 from .progress import TerminalProgress
-from .sampling import InputError
-from .surface_file import surface_suffix_problem, write_surface
+from .sources.points import is_point_file, ply_point_count, read_points
+from .sources.sampling import InputError
+from .surface.adaptivity import simplifier
+from .surface.surface_file import surface_suffix_problem, write_surface
 from .train import pick_device
 
 

@@ -13,20 +13,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import colour_field, operations, protocol, quad_surface
-from .adaptivity import simplifier, simplify
-from .band_field import BandField
-from .extract import NoSurfaceError, extract_surface, grid_frame
-from .field_file import StoredField, save_field
-from .grid_field import TrainedDistance, train_on_points
-from .image_field import fit_image_field, load_image_field, save_image_field
-from .learned_band import LearnedBandField, residual_within, scale_to_surface, train_residual
+from . import protocol
+from .fields import colour_field, operations
+from .fields.band_field import BandField
+from .fields.field_file import StoredField, save_field
+from .fields.grid_field import TrainedDistance, train_on_points
+from .fields.image_field import fit_image_field, load_image_field, save_image_field
+from .fields.learned_band import LearnedBandField, residual_within, scale_to_surface, train_residual
 from .memory import check_memory, estimate_memory_for_mesh, estimate_memory_for_points
-from .points import PointSet, point_set_of, prepare_points
 from .progress import EventProgress, Progress
-from .sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band, surface_points
-from .silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
-from .surface_projection import (
+from .sources.points import PointSet, point_set_of, prepare_points
+from .sources.sampling import InputError, coarse_distances, narrow_band, near_samples, sample_band, surface_points
+from .sources.silhouette import ShapeConfig, ShapeDistance, SilhouetteShape, View
+from .surface import quad_surface
+from .surface.adaptivity import simplifier, simplify
+from .surface.extract import NoSurfaceError, extract_surface, grid_frame
+from .surface.surface_projection import (
     RELAX_WEIGHT,
     CreaseLines,
     Creases,

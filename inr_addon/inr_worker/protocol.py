@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 FIELD_FORMAT = "inr_addon.field"
-COMPOSITE_KEY = "composite"  # metadata entry (JSON) that marks a composite field (inr_worker.operations)
-COLOUR_VALUES = "colour.values"  # optional tensor of a fitted field: its colours (inr_worker.colour_field)
+COMPOSITE_KEY = "composite"  # metadata entry (JSON) that marks a composite field (inr_worker.fields.operations)
+COLOUR_VALUES = "colour.values"  # optional tensor of a fitted field: its colours (inr_worker.fields.colour_field)
 COLOUR_MESH_VERTICES, COLOUR_MESH_TRIANGLES, COLOUR_MESH_COLOURS = (
     "colour.vertices",
     "colour.triangles",
     "colour.corners",
 )
-COLOUR_FILE = "colours.npz"  # fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.colour_field)
+COLOUR_FILE = (
+    "colours.npz"  # fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.fields.colour_field)
+)
 CREASES = "creases"  # optional tensor of a mesh's field: its source's sharp edges, segments (E, 2, 3) in the unit frame
 FIELD_FORMAT_VERSION = 4  # 4: sparse narrow band of int16 bricks and a coarse distance grid
 READABLE_FIELD_VERSIONS = {"3": "I8", "4": "I16"}  # format version: its band values' type (older: re-fit those)
@@ -106,10 +108,10 @@ class JobSpec:
     adaptivity: float = 0.0  # in ADAPTIVITY_RANGE: above 0, flat parts merged into larger triangles
     seed: int = 0
     steps: int = 0  # 0: the preset's own number of steps
-    learned: bool = False  # fit: train a residual on top of the stored band (inr_worker.learned_band)
+    learned: bool = False  # fit: train a residual on top of the stored band (inr_worker.fields.learned_band)
     parent_pid: int = 0  # the worker exits when this process goes away; 0: no watch
     threads: int = 0  # torch threads in the worker; 0: torch's default (all cores)
-    # task "operate": build a composite field (see inr_worker.operations) from input field files, then extract:
+    # task "operate": build a composite field (see inr_worker.fields.operations) from input field files, then extract:
     # {"kind", "blend", "distance", "shell", "factor", "inputs": [file names], "placements": [[16 floats]]}
     operation: dict = dataclasses.field(default_factory=dict)
     # fit_shape: a solid from reference images (``views``), then extract like fit

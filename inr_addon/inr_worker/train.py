@@ -9,9 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .band_field import BandField, FieldConfig
-from .grid_field import PointsTraining
-from .learned_band import ResidualConfig, ResidualTraining
+from .fields.band_field import BandField, FieldConfig
+from .fields.grid_field import PointsTraining
+from .fields.learned_band import ResidualConfig, ResidualTraining
 
 
 @dataclasses.dataclass(frozen=True)

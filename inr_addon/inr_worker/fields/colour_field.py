@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from . import protocol
+from .. import protocol
+from ..protocol import DOMAIN_HALF_EXTENT
 from .band_field import VALUE_CODES, BandField, quantise
-from .protocol import DOMAIN_HALF_EXTENT
 
 CODES = 53  # grid points whose distance, as an int8 code over the band (-127..127), is within this of zero carry a colour (0.75 of the 1.8-cell band)
 NEIGHBOURS = 4  # colour points blended at each vertex

@@ -19,8 +19,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..sources.sampling import is_closed
 from .quad_surface import corner_successors
-from .sampling import is_closed
 
 AGGRESSION = 1.0  # fast-simplification's `agg`: low keeps the shape (measured: 7, its default, costs 1.25x Chamfer)
 # With AGGRESSION 1, fast-simplification collapses no edge whose quadric error exceeds about 1e-7 (its threshold

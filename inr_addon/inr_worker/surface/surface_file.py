@@ -8,8 +8,8 @@ from pathlib import Path
 import igl
 import numpy as np
 
+from ..fields.colour_field import linear_to_srgb, to_bytes
 from . import quad_surface
-from .colour_field import linear_to_srgb, to_bytes
 
 SURFACE_SUFFIXES = (".obj", ".ply", ".off", ".stl")
 COLOUR_SUFFIXES = (".obj", ".ply")  # OFF and STL surfaces are written without colours

@@ -14,7 +14,7 @@ from typing import Protocol
 import igl
 import numpy as np
 
-from .band_field import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
+from ..fields.band_field import DOMAIN_HALF_EXTENT, TRUNCATION, FieldConfig
 
 CHUNK = 200_000  # points per distance query, to bound memory on big meshes
 WINDING_ACCURACY = 1.0  # libigl's Barnes-Hut accuracy, for closed meshes: agrees with the default 2, 4x faster

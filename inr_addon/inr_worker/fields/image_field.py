@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import protocol
-from .progress import Progress
-from .sampling import InputError
+from .. import protocol
+from ..progress import Progress
+from ..sources.sampling import InputError
 
 IMAGE_FIELD_FORMAT = "inr_addon.image_field"
 IMAGE_FIELD_FORMAT_VERSION = 1

@@ -25,10 +25,10 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from . import protocol
+from .. import protocol
+from ..sources.sampling import UnitFrame
 from .band_field import TRUNCATION
 from .field_file import StoredField, load_field
-from .sampling import UnitFrame
 
 COMPOSITE_KEY = protocol.COMPOSITE_KEY
 BOOLEANS = ("UNION", "DIFFERENCE", "INTERSECT")

@@ -26,9 +26,9 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
+from ..protocol import DOMAIN_HALF_EXTENT
+from ..sources.points import PreparedPoints
 from .band_field import TRUNCATION
-from .points import PreparedPoints
-from .protocol import DOMAIN_HALF_EXTENT
 
 INSIDE_WINDING = 0.5  # samples whose winding number exceeds this are inside
 WINDING_DOUBT = 0.8  # how sure a side must be (4 |w - INSIDE_WINDING| above this) before it counts

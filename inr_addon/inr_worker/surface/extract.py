@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from skimage.measure import marching_cubes
 
-from .band_field import TRUNCATION
-from .memory import BASE_BYTES, check_memory
+from ..fields.band_field import TRUNCATION
+from ..memory import BASE_BYTES, check_memory
 
 ChunkKey = tuple[int, ...]  # a chunk's position, in chunks along each axis
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..protocol import DOMAIN_HALF_EXTENT
 from .band_field import BandField, FieldConfig, brick_corners
-from .protocol import DOMAIN_HALF_EXTENT
 
 StepCallback = Callable[[int, int, float], None]  # step, steps, loss
 FADE_START = 0.5  # the residual fades out from this share of the band's clamp to the clamp

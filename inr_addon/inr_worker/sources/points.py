@@ -20,8 +20,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
-from .colour_field import srgb_to_linear
-from .point_checks import PointsError, check_points
+from ..fields.colour_field import srgb_to_linear
+from ..point_checks import PointsError, check_points
 from .sampling import InputError, UnitFrame
 
 NORMAL_NEIGHBOURS = 16  # points in each local plane fit

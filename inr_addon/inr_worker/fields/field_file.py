@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import protocol
+from .. import protocol
+from ..sources.sampling import UnitFrame
 from .band_field import BandField, FieldConfig
 from .colour_field import Colours, read_colours
 from .learned_band import LearnedBandField, ResidualConfig, level_keys
-from .sampling import UnitFrame
 
 _NUMPY_DTYPES = {
     "I8": np.int8,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.sparse import coo_matrix
 
-from .sampling import is_closed
+from ..sources.sampling import is_closed
 
 RELAX_ROUNDS = 3  # rounds of tangential smoothing, each followed by a projection
 RELAX_WEIGHT = 0.5  # share of the way to the neighbours' mean (in the tangent plane) moved each round

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .protocol import DOMAIN_HALF_EXTENT, bricks_per_side
+from ..protocol import DOMAIN_HALF_EXTENT, bricks_per_side
 
 TRUNCATION = 0.1  # far from the surface the field saturates at +-TRUNCATION (unit frame)
 VALUE_CODES = 32767  # the band's int16 codes span [-band, band]: a step of 1e-4 cell (int8's 0.014 cell cost
