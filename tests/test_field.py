@@ -116,6 +116,24 @@ def test_overlapping_parts_of_one_mesh_take_their_sides_from_the_winding_number(
     assert (model.evaluate(torch.from_numpy(buried.astype(np.float32))).numpy() < 0).all()
 
 
+def test_a_part_sunk_into_another_with_no_corner_or_centre_inside_takes_its_sides_from_the_winding_number():
+    """An octahedron whose lower tip sinks 0.06 into a plate, in one closed mesh: no triangle's centre lies
+    inside the other part, but the tip's edges pass through the plate's top. Every stored value's side is
+    the winding number's (a pseudonormal of the plate's top would read outside just above it, under the tip)."""
+    plate = np.array([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-0.1, 0.0)], dtype=np.float64)
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    plate_triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    tip = np.array([(0.3, 0, 0), (-0.3, 0, 0), (0, 0.3, 0), (0, -0.3, 0), (0, 0, 0.3), (0, 0, -0.3)]) + (0, 0, 0.24)
+    tip_triangles = np.array([(0, 2, 4), (2, 1, 4), (1, 3, 4), (3, 0, 4), (2, 0, 5), (1, 2, 5), (3, 1, 5), (0, 3, 5)])
+    vertices = np.concatenate([plate, tip])
+    triangles = np.concatenate([plate_triangles, tip_triangles + len(plate)])
+    band = sampling.sample_band(vertices, triangles, CONFIG)
+    assert band.distance.closed and not band.distance.bounds_simply()
+    points = _grid_points(band.keys, CONFIG).reshape(-1, 3)
+    exact = np.clip(band.distance.signed(points), -CONFIG.band, CONFIG.band)
+    assert np.abs(band.values.reshape(-1) - exact).max() < 1e-6
+
+
 def _stored(bunny_band) -> StoredField:
     band, model = bunny_band
     unit = band.distance.vertices

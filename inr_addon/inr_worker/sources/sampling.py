@@ -25,6 +25,7 @@ ALONG_FACE_NORMAL = 1e-6  # an offset within this (1 - cos^2) of its face's norm
 ON_SIDE = 1e-9  # a nearest point's barycentric weight under this puts it on the opposite side of its triangle
 SIMPLE_CHECKS = 200_000  # triangles whose outer side is checked before signs come from pseudonormals
 SIDE_OFFSET = 1e-6  # unit frame: how far off a triangle's centre its outer side is checked
+EDGE_END_SKIP = 1e-6  # share of an edge left out at each end when checking whether it passes through a triangle
 BALL_MARGIN_CELLS = 1e-3  # two empty balls must overlap by this much (in cells) to share a side
 
 
@@ -177,11 +178,23 @@ class MeshDistance:
         return along < 0
 
     def bounds_simply(self) -> bool:
-        """Whether the mesh is closed and no triangle lies inside the solid: just off each triangle on its
+        """Whether the mesh is closed, no edge passes through a triangle (no parts that overlap, however
+        little) and no triangle lies inside the solid (no nested shells): just off each triangle on its
         outer side (a sample of ``SIMPLE_CHECKS`` triangles at most), the winding number reads outside."""
         if self._bounds_simply is None:
-            self._bounds_simply = self.closed and self._outer_sides_outside()
+            self._bounds_simply = self.closed and not self._edges_cross() and self._outer_sides_outside()
         return self._bounds_simply
+
+    def _edges_cross(self) -> bool:
+        """Whether an edge meets a triangle strictly between its ends: where two parts overlap, an edge of
+        one passes through a triangle of the other, even where neither has a corner or a centre inside."""
+        vertices = np.ascontiguousarray(self.vertices, dtype=np.float64)
+        triangles = np.ascontiguousarray(self.triangles, dtype=np.int64)
+        edges = igl.edges(triangles)
+        start, along = vertices[edges[:, 0]], vertices[edges[:, 1]] - vertices[edges[:, 0]]
+        inner = (1 - 2 * EDGE_END_SKIP) * along  # the edge less its ends, where its own triangles meet it
+        faces, _, _ = self._tree.intersect_ray_first(vertices, triangles, start + EDGE_END_SKIP * along, inner, 1.0)
+        return bool((faces >= 0).any())
 
     def _outer_sides_outside(self) -> bool:
         triangles = self.triangles
