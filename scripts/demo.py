@@ -113,7 +113,7 @@ def build_reference_row(bpy, preset: str, steps: int = 0) -> list:
 
 
 def add_labels_camera_light(bpy, objects: list) -> None:
-    labels = ["source (open, 3 parts)", f"neural field at {LOW}", f"same field at {HIGH}"]
+    labels = ["source (open, 3 parts)", f"field at {LOW}", f"same field at {HIGH}"]
     labels += ["star.png, inflated", "horse.png, inflated", "spot: hull of 3 silhouettes"]
     for obj, text in zip(objects, labels):
         bottom = -1.35 if obj.location.z > ROW_BELOW / 2 else ROW_BELOW - 1.5
