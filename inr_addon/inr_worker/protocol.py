@@ -28,9 +28,8 @@ COLOUR_MESH_VERTICES, COLOUR_MESH_TRIANGLES, COLOUR_MESH_COLOURS = (
     "colour.triangles",
     "colour.corners",
 )
-COLOUR_FILE = (
-    "colours.npz"  # fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.fields.colour_field)
-)
+# fit: the mesh's colours per triangle corner, UVs and textures (inr_worker.fields.colour_field)
+COLOUR_FILE = "colours.npz"
 CREASES = "creases"  # optional tensor of a mesh's field: its source's sharp edges, segments (E, 2, 3) in the unit frame
 FIELD_FORMAT_VERSION = 4  # 4: sparse narrow band of int16 bricks and a coarse distance grid
 READABLE_FIELD_VERSIONS = {"3": "I8", "4": "I16"}  # format version: its band values' type (older: re-fit those)
