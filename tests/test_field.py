@@ -87,27 +87,36 @@ def _grid_points(keys: np.ndarray, config: FieldConfig) -> np.ndarray:
     return -DOMAIN_HALF_EXTENT + (corners[:, None] + local[None]) * config.cell
 
 
+def _box(centre: tuple, half: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """An outward-wound box (8 vertices, 12 triangles) around ``centre`` with half-sides ``half``."""
+    vertices = np.array([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    return vertices * half + centre, triangles
+
+
+def _assert_stored_values_are_the_exact_signed_distances(band: sampling.Band) -> None:
+    """Every stored value is the exact distance (clamped to the band) with the winding number's side."""
+    points = _grid_points(band.keys, CONFIG).reshape(-1, 3)
+    exact = np.clip(band.distance.signed(points), -CONFIG.band, CONFIG.band)
+    assert np.abs(band.values.reshape(-1) - exact).max() < 1e-6
+
+
 def test_a_closed_mesh_band_takes_its_sides_from_pseudonormals_as_the_winding_number_would(bunny_band):
     """A closed mesh with no part inside its solid: every stored value's side, found from the nearest
     point's pseudonormal, is the winding number's."""
     band, _ = bunny_band
     assert band.distance.bounds_simply()
-    points = _grid_points(band.keys, CONFIG).reshape(-1, 3)
-    exact = np.clip(band.distance.signed(points), -CONFIG.band, CONFIG.band)
-    stored = band.values.reshape(-1)
-    assert np.abs(stored - exact).max() < 1e-6
+    _assert_stored_values_are_the_exact_signed_distances(band)
 
 
 def test_overlapping_parts_of_one_mesh_take_their_sides_from_the_winding_number():
     """Two boxes that overlap in one closed mesh: the faces of each inside the other are inside the
     solid, and no surface may stand there (a pseudonormal would put one on them)."""
-    vertices, triangles = [], []
-    for centre, half in (((0, 0, 0), (1.0, 0.5, 0.5)), ((0.8, 0.3, 0.1), (0.4, 0.6, 0.3))):
-        box = np.array([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * half + centre
-        quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-        triangles += [np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))]) + 8 * len(vertices)]
-        vertices.append(box)
-    band = sampling.sample_band(np.concatenate(vertices), np.concatenate(triangles), CONFIG)
+    first, first_triangles = _box((0, 0, 0), (1.0, 0.5, 0.5))
+    second, second_triangles = _box((0.8, 0.3, 0.1), (0.4, 0.6, 0.3))
+    triangles = np.concatenate([first_triangles, second_triangles + len(first)])
+    band = sampling.sample_band(np.concatenate([first, second]), triangles, CONFIG)
     assert band.distance.closed and not band.distance.bounds_simply()
     model = BandField(CONFIG, *(torch.from_numpy(array) for array in band.arrays()))
     # the second box's face x = 0.4, inside the first box: a quarter cell either side reads inside (the distance
@@ -120,18 +129,14 @@ def test_a_part_sunk_into_another_with_no_corner_or_centre_inside_takes_its_side
     """An octahedron whose lower tip sinks 0.06 into a plate, in one closed mesh: no triangle's centre lies
     inside the other part, but the tip's edges pass through the plate's top. Every stored value's side is
     the winding number's (a pseudonormal of the plate's top would read outside just above it, under the tip)."""
-    plate = np.array([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-0.1, 0.0)], dtype=np.float64)
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    plate_triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    plate, plate_triangles = _box((0, 0, -0.05), (1.0, 1.0, 0.05))
     tip = np.array([(0.3, 0, 0), (-0.3, 0, 0), (0, 0.3, 0), (0, -0.3, 0), (0, 0, 0.3), (0, 0, -0.3)]) + (0, 0, 0.24)
     tip_triangles = np.array([(0, 2, 4), (2, 1, 4), (1, 3, 4), (3, 0, 4), (2, 0, 5), (1, 2, 5), (3, 1, 5), (0, 3, 5)])
     vertices = np.concatenate([plate, tip])
     triangles = np.concatenate([plate_triangles, tip_triangles + len(plate)])
     band = sampling.sample_band(vertices, triangles, CONFIG)
     assert band.distance.closed and not band.distance.bounds_simply()
-    points = _grid_points(band.keys, CONFIG).reshape(-1, 3)
-    exact = np.clip(band.distance.signed(points), -CONFIG.band, CONFIG.band)
-    assert np.abs(band.values.reshape(-1) - exact).max() < 1e-6
+    _assert_stored_values_are_the_exact_signed_distances(band)
 
 
 def _stored(bunny_band) -> StoredField:
